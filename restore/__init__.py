@@ -1,0 +1,3 @@
+"""restore: image restoration with trained autoencoders, served through ONNX Runtime."""
+
+__version__ = "0.1.0"

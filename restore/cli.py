@@ -1,0 +1,23 @@
+"""The `restore` command: assembles the commands, each in its own module under restore/commands."""
+import logging
+
+import typer
+
+from restore.commands.batch_cmd import batch
+from restore.commands.bench_cmd import bench
+from restore.commands.models_cmd import models
+from restore.commands.restore_files import denoise
+from restore.commands.train_cmd import export, train
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Restore photos with trained autoencoders.")
+app.command()(denoise)
+app.command()(batch)
+app.command()(models)
+app.command()(bench)
+app.command()(train)
+app.command()(export)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()

@@ -1,0 +1,57 @@
+"""`restore batch IN_DIR OUT_DIR --task ...`: a whole folder in-process, with a progress bar and a summary."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from tqdm import tqdm
+
+from restore.batch import SUMMARY, BatchItem, plan_batch, run_batch, summarize
+from restore.commands.common import DeviceOpt, FormatOpt, OptionsOpt, ThreadsOpt, TileOpt, fail, output_suffix, parse_options, restore_file, settings_from
+from restore.errors import RestoreError
+from restore.pipeline import parse_tasks
+from restore.tasks.base import Context
+
+
+def batch(
+    in_dir: Annotated[Path, typer.Argument(help="folder of images")],
+    out_dir: Annotated[Path, typer.Argument(help="folder for the results (created)")],
+    task: Annotated[str, typer.Option("--task", "-t", help="task or chain, e.g. denoise")] = "denoise",
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="include subfolders, mirrored in OUT_DIR")] = False,
+    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="leave outputs that already exist")] = False,
+    include: Annotated[Optional[list[str]], typer.Option("--include", "-i", help="glob of file names to take (repeatable); default: all image types")] = None,
+    options: OptionsOpt = None,
+    fmt: FormatOpt = None,
+    summary: Annotated[Optional[Path], typer.Option(help=f"where to write the JSON summary (default: OUT_DIR/{SUMMARY})")] = None,
+    device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
+    tile: TileOpt = None,
+) -> None:
+    """Restore every image in a folder. Exit code 1 if any file failed; the others are still done."""
+    try:
+        tasks = ",".join(parse_tasks(task))
+        opts = parse_options(options)
+        items = plan_batch(in_dir, out_dir, recursive, include or (), output_suffix(fmt))
+        ctx = Context.create(settings_from(device, threads, tile))
+    except RestoreError as e:
+        fail(e)
+
+    def process(item: BatchItem) -> dict:
+        return restore_file(item.source, item.target, tasks, opts, ctx, fmt)
+
+    with tqdm(total=len(items), unit="img", disable=None) as bar:
+        def done(outcome):
+            bar.update()
+            if outcome.status == "failed":
+                tqdm.write(f"failed: {outcome.input}: {outcome.error}")
+
+        outcomes = run_batch(items, process, skip_existing, done)
+    report = summarize(outcomes, task=tasks, options=opts, input=str(in_dir), output=str(out_dir))
+    summary_path = summary or out_dir / SUMMARY
+    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    summary_path.write_text(json.dumps(report, indent=2))
+    typer.echo(f"{report['ok']} restored, {report['skipped']} skipped, {report['failed']} failed; summary: {summary_path}", err=True)
+    if report["failed"]:
+        raise typer.Exit(1)

@@ -1,0 +1,75 @@
+"""Options and helpers shared by the commands."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from restore.errors import InputError, RestoreError
+from restore.io import FORMATS, Limits, read_image, write_image
+from restore.pipeline import run
+from restore.settings import Settings
+from restore.tasks.base import Context
+
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda (default: RESTORE_DEVICE or auto)")]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="ONNX Runtime threads; 0 = all cores")]
+TileOpt = Annotated[Optional[int], typer.Option("--tile", help="largest tile side in pixels")]
+FormatOpt = Annotated[Optional[str], typer.Option("--format", "-f", help=f"output format: {', '.join(sorted(set(FORMATS)))} (default: the input's)")]
+OptionsOpt = Annotated[Optional[str], typer.Option("--options", help='task options as JSON, e.g. \'{"sigma": 25}\'')]
+
+
+def settings_from(device: str | None, threads: int | None, tile: int | None) -> Settings:
+    """Environment (RESTORE_*) first, flags over it."""
+    overrides = {k: v for k, v in {"device": device, "threads": threads, "tile_size": tile}.items() if v is not None}
+    try:
+        return Settings(**overrides)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
+def parse_options(text: str | None, **flags) -> dict:
+    options = {}
+    if text:
+        try:
+            options = json.loads(text)
+        except ValueError as e:
+            raise InputError(f"--options is not valid JSON: {e}") from None
+        if not isinstance(options, dict):
+            raise InputError("--options must be a JSON object")
+    options.update({k: v for k, v in flags.items() if v is not None})
+    return options
+
+
+def output_suffix(fmt: str | None) -> str | None:
+    if fmt is None:
+        return None
+    if fmt.lower() not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}; choose from {', '.join(sorted(FORMATS))}")
+    return "." + fmt.lower()
+
+
+def restore_file(source: Path | str, target: Path | str, tasks: str, options: dict, ctx: Context, fmt: str | None) -> dict:
+    """Read, run the pipeline, write. '-' reads stdin or writes stdout."""
+    limits = Limits(ctx.settings.max_bytes, ctx.settings.max_pixels)
+    picture = read_image(sys.stdin.buffer if str(source) == "-" else source, limits)
+    result = run(tasks, picture, options, ctx)
+    if str(target) == "-":
+        write_image(result.picture, sys.stdout.buffer, fmt)
+        sys.stdout.buffer.flush()
+    else:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        write_image(result.picture, target, fmt or _format_of(target))
+    return result.metrics
+
+
+def _format_of(path: Path | str) -> str | None:
+    suffix = Path(path).suffix.lower().lstrip(".")
+    return suffix if suffix in FORMATS else None
+
+
+def fail(error: RestoreError) -> None:
+    typer.echo(f"error: {error}", err=True)
+    raise typer.Exit(1)

@@ -1,0 +1,62 @@
+"""`restore denoise IN... -o OUT` (and later tasks): restore single files, or stdin to stdout with '-'."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from restore.commands.common import DeviceOpt, FormatOpt, OptionsOpt, ThreadsOpt, TileOpt, fail, output_suffix, parse_options, restore_file, settings_from
+from restore.errors import InputError, RestoreError
+from restore.tasks.base import Context
+
+
+def restore_many(task: str, inputs: list[str], output: str, options: dict, fmt: str | None, settings) -> None:
+    suffix = output_suffix(fmt)
+    if len(inputs) > 1 and (output == "-" or Path(output).suffix):
+        raise InputError(f"{len(inputs)} inputs need an output folder, not {output!r}")
+    if "-" in inputs and len(inputs) > 1:
+        raise InputError("'-' (stdin) can only be the single input")
+    ctx = Context.create(settings)
+    failed = 0
+    for source in inputs:
+        if output == "-" or len(inputs) == 1 and Path(output).suffix:
+            target = output
+        else:
+            target = Path(output) / (Path(source).name if source != "-" else "stdin.png")
+            target = target.with_suffix(suffix) if suffix else target
+        try:
+            metrics = restore_file(source, target, task, options, ctx, fmt)
+            if target != "-":
+                typer.echo(f"{source} -> {target}  {json.dumps(metrics['tasks'])}", err=True)
+        except RestoreError as e:
+            failed += 1
+            typer.echo(f"error: {source}: {e}", err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+def denoise(
+    inputs: Annotated[list[str], typer.Argument(help="image files, or - for stdin")],
+    output: Annotated[str, typer.Option("--output", "-o", help="output file, folder (several inputs), or - for stdout")],
+    sigma: Annotated[Optional[str], typer.Option(help="noise level 0-100 on the 0-255 scale, or auto")] = None,
+    options: OptionsOpt = None,
+    fmt: FormatOpt = None,
+    device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
+    tile: TileOpt = None,
+) -> None:
+    """Remove noise from photos with the denoising autoencoder."""
+    try:
+        value = None if sigma is None else sigma if sigma == "auto" else _number(sigma, "--sigma")
+        restore_many("denoise", inputs, output, parse_options(options, sigma=value), fmt, settings_from(device, threads, tile))
+    except RestoreError as e:
+        fail(e)
+
+
+def _number(text: str, flag: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"{flag} must be a number or 'auto', not {text!r}") from None

@@ -1,0 +1,59 @@
+"""The one place a task runs. The CLI, the batch runner, the workers and the tests all call `run`."""
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from restore.errors import InputError
+from restore.io import Picture
+from restore.tasks import OPTIONS, get_task
+from restore.tasks.base import Context, parse_options
+
+
+@dataclass
+class Result:
+    pictures: list[Picture]  # the restored image first; more than one only for sampled tasks
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def picture(self) -> Picture:
+        return self.pictures[0]
+
+
+def parse_tasks(spec: str | Sequence[str]) -> list[str]:
+    """'dewatermark,denoise' or ['dewatermark', 'denoise'] -> validated task names, in order."""
+    names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec) if n.strip()]
+    if not names:
+        raise InputError("no task given")
+    for name in names:
+        get_task(name)
+    return names
+
+
+def split_options(tasks: list[str], options: Mapping | None) -> dict[str, dict]:
+    """Give each task the option keys it declares; a key no task in the chain knows is an error."""
+    options = dict(options or {})
+    per_task = {t: {k: v for k, v in options.items() if k in OPTIONS[t].model_fields} for t in tasks}
+    unknown = set(options) - {k for t in tasks for k in OPTIONS[t].model_fields}
+    if unknown:
+        valid = sorted({k for t in tasks for k in OPTIONS[t].model_fields})
+        raise InputError(f"unknown option(s) {', '.join(sorted(unknown))} for {','.join(tasks)}; valid: {', '.join(valid)}")
+    return per_task
+
+
+def run(tasks: str | Sequence[str], picture: Picture, options: Mapping | None, ctx: Context) -> Result:
+    """Run a task chain on a picture. Each result keeps the input's size, bit depth, alpha and format."""
+    names = parse_tasks(tasks)
+    parsed = {t: parse_options(OPTIONS[t], t, opts) for t, opts in split_options(names, options).items()}
+    width, height = picture.size
+    metrics: dict = {"tasks": {}, "width": width, "height": height}
+    started = time.perf_counter()
+    color = picture.color
+    for name in names:
+        t0 = time.perf_counter()
+        color, task_metrics = get_task(name).run(color, parsed[name], ctx)
+        task_metrics["seconds"] = round(time.perf_counter() - t0, 3)
+        metrics["tasks"][name] = task_metrics
+    metrics["seconds"] = round(time.perf_counter() - started, 3)
+    return Result([replace(picture, color=color)], metrics)

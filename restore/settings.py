@@ -1,0 +1,26 @@
+"""Typed settings for the core library, read from RESTORE_* environment variables by the edges only.
+
+The core never reads the environment itself: CLI, workers and tests build a Settings and pass it down.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RESTORE_", extra="ignore")
+
+    models_dir: Path | None = None  # None: the models shipped with the package
+    device: Device = "auto"
+    threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = all cores")
+    tile_size: int = Field(512, ge=64, le=4096, description="largest tile side in pixels")
+    tile_overlap: int = Field(32, ge=0, le=256)
+    memory_budget_mb: int = Field(1024, ge=64, description="bounds the tile size: model activations per tile")
+    max_pixels: int = Field(120_000_000, ge=1)
+    max_bytes: int = Field(256 * 2**20, ge=1)

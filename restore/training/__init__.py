@@ -1,0 +1,1 @@
+"""Training (torch, the `train` extra). Serving code never imports this package."""

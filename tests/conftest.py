@@ -1,0 +1,87 @@
+"""Shared fixtures. Unit tests use tiny ONNX models built here; others use the shipped models."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from restore.settings import Settings
+from restore.tasks.base import Context
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+
+
+def conv_model(path: Path, kernel: np.ndarray) -> None:
+    """A one-layer (1|N, 3, H, W) -> (N, 3, H, W) convolution with dynamic size, 'same' padding."""
+    k = kernel.shape[-1]
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"])
+    y = helper.make_tensor_value_info("restored", TensorProto.FLOAT, ["n", 3, "h", "w"])
+    node = helper.make_node("Conv", ["image", "W"], ["restored"], pads=[k // 2] * 4)
+    graph = helper.make_graph([node], "tiny", [x], [y], [numpy_helper.from_array(kernel.astype(np.float32), "W")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.write_bytes(model.SerializeToString())
+
+
+def identity_kernel() -> np.ndarray:
+    k = np.zeros((3, 3, 3, 3), np.float32)
+    for c in range(3):
+        k[c, c, 1, 1] = 1
+    return k
+
+
+def blur_kernel() -> np.ndarray:
+    k = np.zeros((3, 3, 3, 3), np.float32)
+    for c in range(3):
+        k[c, c] = 1 / 9
+    return k
+
+
+def write_models_dir(folder: Path, kernel: np.ndarray, multiple_of: int = 8) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    conv_model(folder / "tiny-denoise.onnx", kernel)
+    entry = {
+        "name": "tiny-denoise", "version": "0", "task": "denoise", "file": "tiny-denoise.onnx",
+        "sha256": hashlib.sha256((folder / "tiny-denoise.onnx").read_bytes()).hexdigest(),
+        "input": {"name": "image", "multiple_of": multiple_of, "bytes_per_pixel": 64},
+        "output": {"name": "restored"},
+    }
+    (folder / "manifest.json").write_text(json.dumps({"models": [entry]}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def identity_models(tmp_path_factory) -> Path:
+    return write_models_dir(tmp_path_factory.mktemp("identity-models"), identity_kernel())
+
+
+@pytest.fixture(scope="session")
+def blur_models(tmp_path_factory) -> Path:
+    return write_models_dir(tmp_path_factory.mktemp("blur-models"), blur_kernel())
+
+
+@pytest.fixture
+def identity_ctx(identity_models) -> Context:
+    return Context.create(Settings(models_dir=identity_models, device="cpu", threads=1))
+
+
+@pytest.fixture(scope="session")
+def shipped_ctx() -> Context:
+    """The real, shipped models (no RESTORE_* environment read: tests stay reproducible)."""
+    return Context.create(Settings(_env_file=None, models_dir=None, device="cpu"))
+
+
+def smooth_image(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
+    """A smooth colour image in [0, 1]: gradients and a few soft blobs, easy to tell apart from noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([xx / w, yy / h, 0.5 + 0.3 * np.sin(xx / 13 + yy / 17)], axis=2)
+    for _ in range(3):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(8, 30)
+        img += 0.2 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))[..., None]
+    return np.clip(img, 0, 1).astype(np.float32)

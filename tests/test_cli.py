@@ -1,0 +1,143 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from restore.cli import app
+
+
+@pytest.fixture
+def cli(identity_models):
+    runner = CliRunner()
+    env = {"RESTORE_MODELS_DIR": str(identity_models), "RESTORE_DEVICE": "cpu", "RESTORE_THREADS": "1"}
+    return lambda *args: runner.invoke(app, [str(a) for a in args], env=env)
+
+
+def make_image(path, size=(40, 30), mode="RGB", seed=0):
+    rng = np.random.default_rng(seed)
+    shape = (size[1], size[0]) + ((len(mode),) if mode != "L" else ())
+    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(path)
+    return path
+
+
+def pixels(path):
+    return np.asarray(Image.open(path))
+
+
+def test_denoise_one_file(cli, tmp_path):
+    src = make_image(tmp_path / "a.png")
+    result = cli("denoise", src, "-o", tmp_path / "out.png")
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(pixels(tmp_path / "out.png"), pixels(src))
+
+
+def test_denoise_several_files_into_a_folder_with_format(cli, tmp_path):
+    a, b = make_image(tmp_path / "a.png"), make_image(tmp_path / "b.jpg", seed=1)
+    result = cli("denoise", a, b, "-o", tmp_path / "out", "--format", "webp")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.webp", "b.webp"]
+    assert Image.open(tmp_path / "out" / "a.webp").format == "WEBP"
+
+
+def test_denoise_keeps_the_input_format(cli, tmp_path):
+    src = make_image(tmp_path / "a.tif", mode="RGBA")
+    assert cli("denoise", src, "-o", tmp_path / "out").exit_code == 0
+    out = Image.open(tmp_path / "out" / "a.tif")
+    assert out.format == "TIFF" and out.mode == "RGBA"
+    np.testing.assert_array_equal(np.asarray(out), pixels(src))
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--sigma", "loud"], "--sigma must be a number"),
+        (["--sigma", "500"], "between 0 and 100"),
+        (["--format", "xyz"], "unknown format 'xyz'"),
+        (["--options", "{bad"], "not valid JSON"),
+        (["--device", "tpu"], "device"),
+    ],
+)
+def test_bad_flags_are_clear_errors(cli, tmp_path, args, message):
+    src = make_image(tmp_path / "a.png")
+    result = cli("denoise", src, "-o", tmp_path / "o.png", *args)
+    assert result.exit_code == 1
+    assert message in result.output
+
+
+def test_bad_input_file_is_a_clear_error(cli, tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"this is not a png")
+    result = cli("denoise", tmp_path / "bad.png", "-o", tmp_path / "o.png")
+    assert result.exit_code == 1 and "bad.png" in result.output and not (tmp_path / "o.png").exists()
+
+
+def tree(tmp_path):
+    src = tmp_path / "in"
+    (src / "sub" / "deeper").mkdir(parents=True)
+    make_image(src / "a.png")
+    make_image(src / "a.jpg", seed=1)
+    make_image(src / "sub" / "a.png", seed=2)
+    make_image(src / "sub" / "deeper" / "c.bmp", seed=3, mode="L")
+    (src / "notes.txt").write_text("not an image")
+    (src / "sub" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    return src
+
+
+def test_batch_recursive_mirrors_folders_and_reports_failures(cli, tmp_path):
+    src, out = tree(tmp_path), tmp_path / "out"
+    result = cli("batch", src, out, "--task", "denoise", "--recursive")
+    assert result.exit_code == 1  # one broken file; the others are done
+    summary = json.loads((out / "restore-summary.json").read_text())
+    assert (summary["total"], summary["ok"], summary["failed"]) == (5, 4, 1)
+    failed = [f for f in summary["files"] if f["status"] == "failed"]
+    assert failed[0]["input"].endswith("broken.png") and failed[0]["error"]
+    for rel in ("a.png", "a.jpg", "sub/a.png", "sub/deeper/c.bmp"):
+        np.testing.assert_array_equal(pixels(out / rel), pixels(src / rel)) if not rel.endswith("jpg") else None
+        assert (out / rel).is_file()
+    assert not (out / "notes.txt").exists()
+
+
+def test_batch_flat_include_format_and_name_clashes(cli, tmp_path):
+    src, out = tree(tmp_path), tmp_path / "out"
+    result = cli("batch", src, out, "--include", "a.*", "--format", "png")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg.png", "a.png.png", "restore-summary.json"]
+
+
+def test_batch_skip_existing(cli, tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    make_image(src / "a.png")
+    make_image(src / "b.png", seed=1)
+    assert cli("batch", src, out).exit_code == 0
+    (out / "a.png").write_bytes(b"sentinel")
+    result = cli("batch", src, out, "--skip-existing")
+    assert result.exit_code == 0
+    summary = json.loads((out / "restore-summary.json").read_text())
+    assert (summary["skipped"], summary["ok"]) == (2, 0)
+    assert (out / "a.png").read_bytes() == b"sentinel"
+
+
+def test_batch_missing_folder(cli, tmp_path):
+    result = cli("batch", tmp_path / "nope", tmp_path / "out")
+    assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_models_lists_and_verifies(cli):
+    result = cli("models")
+    assert result.exit_code == 0 and "tiny-denoise" in result.output and "ok" in result.output
+
+
+def test_stdin_to_stdout_through_the_installed_command(identity_models, tmp_path):
+    """The installed `restore` console script, '-' in and out, as a pipe would use it."""
+    src = make_image(tmp_path / "a.png")
+    script = Path(sys.executable).parent / "restore"
+    env = {"RESTORE_MODELS_DIR": str(identity_models), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([str(script), "denoise", "-", "-o", "-"], input=src.read_bytes(), capture_output=True, env=env, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    (tmp_path / "out.png").write_bytes(proc.stdout)
+    np.testing.assert_array_equal(pixels(tmp_path / "out.png"), pixels(src))

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from conftest import smooth_image
+from restore.errors import InputError
+from restore.io import Picture
+from restore.pipeline import parse_tasks, run
+from restore.tasks.denoise import estimate_sigma
+
+
+def picture(color, alpha=None, fmt="PNG"):
+    return Picture(color=color, alpha=alpha, format=fmt)
+
+
+def u8(img):
+    return np.round(img * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("channels,dtype", [(3, np.uint8), (1, np.uint8), (3, np.uint16), (1, np.uint16)])
+def test_output_keeps_size_depth_alpha_and_format(identity_ctx, channels, dtype):
+    top = np.iinfo(dtype).max
+    color = np.round(smooth_image(37, 53)[..., :channels] * top).astype(dtype)
+    alpha = np.full(color.shape[:2], top // 2, dtype)
+    result = run("denoise", picture(color, alpha, "TIFF"), {}, identity_ctx)
+    out = result.picture
+    assert out.color.shape == color.shape and out.color.dtype == dtype
+    assert out.alpha is alpha and out.format == "TIFF"
+    np.testing.assert_array_equal(out.color, color)  # the identity model changes nothing, tiles or not
+    assert result.metrics["tasks"]["denoise"]["providers"] == ["CPUExecutionProvider"]
+    assert result.metrics["width"] == 53 and result.metrics["height"] == 37
+
+
+def test_sigma_zero_returns_the_input(identity_ctx):
+    color = u8(smooth_image())
+    result = run("denoise", picture(color), {"sigma": 0}, identity_ctx)
+    np.testing.assert_array_equal(result.picture.color, color)
+    assert "model" not in result.metrics["tasks"]["denoise"]  # no session was needed
+
+
+@pytest.mark.parametrize("sigma", [5, 15, 25, 50])
+def test_noise_level_is_estimated(sigma):
+    clean = smooth_image(256, 256) * 255
+    noisy = clean + np.random.default_rng(sigma).normal(0, sigma, clean.shape)
+    assert estimate_sigma(noisy.astype(np.float32) / 255) == pytest.approx(sigma, rel=0.1)
+    assert estimate_sigma(np.clip(np.round(noisy), 0, 255).astype(np.uint8)) == pytest.approx(sigma, rel=0.15, abs=1)
+
+
+@pytest.mark.parametrize(
+    "tasks,options,message",
+    [
+        ("sharpen", {}, "unknown task 'sharpen'; choose from denoise"),
+        ("", {}, "no task"),
+        ("denoise", {"sigmaa": 3}, "unknown option(s) sigmaa"),
+        ("denoise", {"sigma": -1}, "between 0 and 100"),
+        ("denoise", {"sigma": "loud"}, "bad options for denoise"),
+    ],
+)
+def test_bad_requests_are_input_errors(identity_ctx, tasks, options, message):
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        run(tasks, picture(u8(smooth_image(16, 16))), options, identity_ctx)
+
+
+def test_chain_parsing():
+    assert parse_tasks("denoise, denoise") == ["denoise", "denoise"]
+    assert parse_tasks(["denoise"]) == ["denoise"]
