@@ -1,0 +1,42 @@
+import json
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import smooth_image
+from restore.bench.denoise import noisy_version, run_bench
+from restore.bench.metrics import psnr, ssim
+from restore.cli import app
+
+
+def test_metrics():
+    a = smooth_image(64, 64)
+    assert psnr(a, a) == float("inf") and ssim(a, a) == 1.0
+    b = np.clip(a + 0.1, 0, 1)
+    assert 15 < psnr(a, b) < 25 and ssim(a, b) < 1
+
+
+def test_noise_is_seeded_and_protocols_differ():
+    clean = smooth_image(32, 32)
+    assert np.array_equal(noisy_version(clean, 25, "8bit", 1), noisy_version(clean, 25, "8bit", 1))
+    assert noisy_version(clean, 50, "paper", 1).min() < 0 <= noisy_version(clean, 50, "8bit", 1).min()
+
+
+def test_bench_runs_the_baselines_on_the_same_inputs(identity_ctx, identity_models, tmp_path):
+    for i in range(2):
+        Image.fromarray(np.round(smooth_image(48, 64, seed=i) * 255).astype(np.uint8)).save(tmp_path / f"{i}.png")
+    rows = run_bench(sorted(tmp_path.glob("*.png")), [25], ["8bit", "paper"], identity_ctx, ["nlm", "bm3d"])
+    by = {(r.protocol, r.method): r for r in rows}
+    assert len(rows) == 8 and all(r.images == 2 for r in rows)
+    # The identity model returns its input: it must score exactly as the noisy input does.
+    assert by[("8bit", "restore (ours)")].psnr == by[("8bit", "noisy input")].psnr
+    for protocol in ("8bit", "paper"):
+        assert by[(protocol, "bm3d")].psnr > by[(protocol, "noisy input")].psnr + 5
+        assert by[(protocol, "nlm")].psnr > by[(protocol, "noisy input")].psnr + 3
+    result = CliRunner().invoke(app, ["bench", "denoise", "--data", str(tmp_path), "--sigma", "15", "--protocol", "8bit",
+                                      "--baseline", "nlm", "--json", str(tmp_path / "b.json")],
+                                env={"RESTORE_MODELS_DIR": str(identity_models)})
+    assert result.exit_code == 0, result.output
+    assert "| 8bit | 15 | nlm |" in result.output and "CBM3D 33.52" in result.output
+    assert len(json.loads((tmp_path / "b.json").read_text())) == 3

@@ -1,0 +1,81 @@
+"""Training data, resumable training and ONNX export (the train extra: torch)."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+torch = pytest.importorskip("torch")
+
+from restore.cli import app  # noqa: E402
+from restore.io import Picture  # noqa: E402
+from restore.pipeline import run  # noqa: E402
+from restore.settings import Settings  # noqa: E402
+from restore.tasks.base import Context  # noqa: E402
+from restore.training.data import CropSampler, add_gaussian_noise, make_gray  # noqa: E402
+from restore.training.export import export_onnx  # noqa: E402
+from restore.training.nets import DenoiseUNet, UNetConfig  # noqa: E402
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i, size in enumerate([(80, 60), (100, 70), (20, 20)]):
+        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(folder / f"{i}.jpg")
+    return folder
+
+
+def test_crop_sampler(photos):
+    sampler = CropSampler([photos], patch=48)
+    assert len(sampler.images) == 2  # the 20x20 image is too small for a 48 crop
+    batch = sampler.batch(5)
+    assert batch.shape == (5, 48, 48, 3) and batch.dtype == np.uint8
+    with pytest.raises(FileNotFoundError, match="no images"):
+        CropSampler([photos / "empty"], patch=48)
+    with pytest.raises(ValueError, match="at least 512"):
+        CropSampler([photos], patch=512)
+
+
+def test_noise_protocols():
+    clean = torch.full((4, 3, 64, 64), 0.02)
+    sigma = torch.tensor([50.0, 50.0, 0.0, 25.0])
+    noisy = add_gaussian_noise(clean, sigma, torch.tensor([True, False, False, True]), torch.Generator().manual_seed(0))
+    q = noisy[0] * 255
+    assert torch.allclose(q, q.round(), atol=1e-4) and noisy[0].min() >= 0  # 8-bit: clipped and rounded
+    assert noisy[1].min() < 0  # paper protocol: float noise, not clipped
+    assert torch.equal(noisy[2], clean[2])
+    assert float((noisy[1] - clean[1]).std() * 255) == pytest.approx(50, rel=0.05)
+    gray = make_gray(torch.rand(2, 3, 8, 8), torch.tensor([True, False]))
+    assert torch.equal(gray[0, 0], gray[0, 1]) and not torch.equal(gray[1, 0], gray[1, 1])
+
+
+def test_export_matches_torch_and_serves_any_size(tmp_path):
+    model = DenoiseUNet(UNetConfig(widths=(8, 16, 32), blocks=(1, 1, 1))).eval()
+    path = tmp_path / "m.onnx"
+    assert export_onnx(model, path, model.config.stride) < 1e-4
+
+
+def test_train_resume_export_and_serve(photos, tmp_path):
+    """The commands a user runs: train, train again (resumes), export with a slim checkpoint, restore."""
+    runner = CliRunner()
+    ckpt, models = tmp_path / "ck.pt", tmp_path / "models"
+    train = ["train", "denoise", "--data", str(photos), "--checkpoint", str(ckpt), "--minutes", "0.03", "--batch", "2", "--patch", "32", "--threads", "1"]
+    assert runner.invoke(app, train).exit_code == 0
+    first = torch.load(ckpt, weights_only=False)["step"]
+    assert first > 0
+    assert runner.invoke(app, train).exit_code == 0
+    assert torch.load(ckpt, weights_only=False)["step"] > first
+    models.mkdir()
+    result = runner.invoke(app, ["export", "denoise", "--checkpoint", str(ckpt), "--out", str(models / "d.onnx"),
+                                 "--manifest", str(models / "manifest.json"), "--slim", str(tmp_path / "slim.pt")])
+    assert result.exit_code == 0, result.output
+    entry = json.loads((models / "manifest.json").read_text())["models"][0]
+    assert entry["task"] == "denoise" and entry["input"]["multiple_of"] == 16 and entry["training"]["steps"] > first
+    ctx = Context.create(Settings(models_dir=models, device="cpu"))
+    img = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)  # not a multiple of the stride
+    assert run("denoise", Picture(img, None, "PNG"), {}, ctx).picture.color.shape == (37, 53, 3)
+    slim_train = train[:4] + [str(tmp_path / "slim.pt")] + train[5:]
+    assert runner.invoke(app, slim_train).exit_code == 0  # a slim checkpoint resumes too
