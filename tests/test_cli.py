@@ -141,3 +141,24 @@ def test_stdin_to_stdout_through_the_installed_command(identity_models, tmp_path
     assert proc.returncode == 0, proc.stderr.decode()
     (tmp_path / "out.png").write_bytes(proc.stdout)
     np.testing.assert_array_equal(pixels(tmp_path / "out.png"), pixels(src))
+
+
+def test_50_megapixel_photo_in_bounded_memory(identity_models, tmp_path):
+    """The whole command on a 50 MP photo (decode, tiles, encode) peaks well under 2 GB."""
+    import cv2
+
+    src = tmp_path / "big.bmp"
+    cv2.imwrite(str(src), np.random.default_rng(0).integers(0, 256, (6000, 8400, 3), dtype=np.uint8))
+    script = Path(sys.executable).parent / "restore"
+    code = (
+        "import resource, subprocess, sys; "
+        f"r = subprocess.run([{str(script)!r}, 'denoise', {str(src)!r}, '-o', {str(tmp_path / 'out.bmp')!r}]); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)"
+    )
+    env = {"RESTORE_MODELS_DIR": str(identity_models), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    peak_mb = int(proc.stdout.split()[-1]) / 1024
+    assert (tmp_path / "out.bmp").stat().st_size == src.stat().st_size
+    assert peak_mb < 2048, f"peak {peak_mb:.0f} MB"
+    print(f"50 MP peak memory: {peak_mb:.0f} MB")

@@ -77,5 +77,7 @@ def test_train_resume_export_and_serve(photos, tmp_path):
     ctx = Context.create(Settings(models_dir=models, device="cpu"))
     img = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)  # not a multiple of the stride
     assert run("denoise", Picture(img, None, "PNG"), {}, ctx).picture.color.shape == (37, 53, 3)
-    slim_train = train[:4] + [str(tmp_path / "slim.pt")] + train[5:]
-    assert runner.invoke(app, slim_train).exit_code == 0  # a slim checkpoint resumes too
+    fresh = tmp_path / "fresh.pt"
+    from_slim = train[:5] + [str(fresh), "--init", str(tmp_path / "slim.pt")] + train[6:]
+    assert runner.invoke(app, from_slim).exit_code == 0  # the committed slim checkpoint resumes too
+    assert torch.load(fresh, weights_only=False)["step"] > torch.load(ckpt, weights_only=False)["step"]

@@ -28,6 +28,7 @@ def train(
     task: Annotated[str, typer.Argument(help="denoise")],
     data: Annotated[list[Path], typer.Option("--data", help="folder of clean training images (repeatable)")],
     checkpoint: Annotated[Path, typer.Option(help="checkpoint to write and resume from")] = Path("runs/denoise/ckpt.pt"),
+    init: Annotated[Optional[Path], typer.Option(help="start from this checkpoint's weights when --checkpoint does not exist yet")] = None,
     val: Annotated[Optional[Path], typer.Option(help="folder of clean images for a PSNR check during training")] = None,
     minutes: Annotated[float, typer.Option(help="length of this learning-rate cycle (a cut-short cycle is finished first)")] = 60.0,
     lr: Annotated[float, typer.Option(help="peak learning rate")] = 5e-4,
@@ -44,7 +45,7 @@ def train(
 
     logging.getLogger().setLevel(logging.INFO)
     cfg = DenoiseTrainConfig(
-        data=[str(d) for d in data], val=str(val) if val else None, checkpoint=str(checkpoint),
+        data=[str(d) for d in data], val=str(val) if val else None, checkpoint=str(checkpoint), init=str(init) if init else None,
         minutes=minutes, lr=lr, batch=batch, patch=patch, threads=threads, seed=seed,
     )
     run_training(cfg)
@@ -85,7 +86,7 @@ def export(
                       "multiple_of": stride, "bytes_per_pixel": 300},
             "output": {"name": "restored", "layout": "NCHW", "dtype": "float32", "channels": 3, "range": [0, 1]},
             "training": {
-                "data": cfg["data"], "steps": state["step"], "batch": cfg["batch"], "patch": cfg["patch"],
+                "data": [Path(d).name for d in cfg["data"]], "steps": state["step"], "batch": cfg["batch"], "patch": cfg["patch"],
                 "noise": f"Gaussian sigma U(0, {cfg['sigma_max']}) on the 0-255 scale; {cfg['p_quantized']:.0%} clipped and rounded to 8 bits; {cfg['p_gray']:.0%} gray",
                 "architecture": state["config"]["net"],
                 "checkpoint": str(slim) if slim else None,

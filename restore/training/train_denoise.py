@@ -31,6 +31,7 @@ class DenoiseTrainConfig:
     data: list[str] = field(default_factory=list)
     val: str | None = None  # folder of clean images for a quick PSNR check (a few centre crops)
     checkpoint: str = "runs/denoise/ckpt.pt"
+    init: str | None = None  # start from this checkpoint's weights (e.g. the committed slim one) if `checkpoint` does not exist
     minutes: float = 60.0  # length of one learning-rate cycle
     checkpoint_minutes: float = 3.0
     eval_minutes: float = 5.0
@@ -98,7 +99,8 @@ def train(cfg: DenoiseTrainConfig) -> Path:
     ckpt_path = Path(cfg.checkpoint)
     torch.manual_seed(cfg.seed)
 
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=False) if ckpt_path.exists() else None
+    source = ckpt_path if ckpt_path.exists() else Path(cfg.init) if cfg.init else None
+    state = torch.load(source, map_location="cpu", weights_only=False) if source else None
     if state is not None:
         cfg.net = state["config"]["net"]  # the architecture comes from the checkpoint, never the flags
     model = DenoiseUNet(UNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.net.items()}))
@@ -116,7 +118,7 @@ def train(cfg: DenoiseTrainConfig) -> Path:
         if cycle.get("seconds", 0.0) < cycle.get("budget", 0.0):  # the last cycle was cut short: finish it
             cycle_step, cycle_seconds = cycle["step"], cycle["seconds"]
             cfg.minutes = cycle["budget"] / 60
-        log.info("resumed %s at step %d (cycle %.1f/%.1f min)", ckpt_path, step, cycle_seconds / 60, cfg.minutes)
+        log.info("resumed %s at step %d (cycle %.1f/%.1f min)", source, step, cycle_seconds / 60, cfg.minutes)
     budget = cfg.minutes * 60
 
     sampler = CropSampler([Path(d) for d in cfg.data], cfg.patch, seed=cfg.seed + step)
