@@ -76,6 +76,18 @@ def model_denoise(ctx: Context) -> Callable[[np.ndarray, float], np.ndarray]:
     return run
 
 
+def large_image_speed(ctx: Context, side: int = 2048) -> float:
+    """Seconds per megapixel on one side x side photo-like image: the tiled path a big photo takes."""
+    rng = np.random.default_rng(0)
+    img = np.clip(rng.normal(0.5, 0.2, (side // 8, side // 8, 3)), 0, 1).astype(np.float32)
+    img = cv2.resize(img, (side, side), interpolation=cv2.INTER_CUBIC)
+    noisy = to_u8(img + rng.normal(0, 25 / 255, img.shape).astype(np.float32))
+    model_denoise(ctx)(noisy[:256, :256], 25)  # warm-up: session creation is not per-image work
+    t0 = time.perf_counter()
+    model_denoise(ctx)(noisy, 25)
+    return (time.perf_counter() - t0) / (side * side / 1e6)
+
+
 def _score(scores: Scores, fn, noisy, clean, protocol, *args):
     t0 = time.perf_counter()
     out = fn(noisy, *args)
