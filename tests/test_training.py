@@ -48,8 +48,12 @@ def test_noise_protocols():
     assert noisy[1].min() < 0  # paper protocol: float noise, not clipped
     assert torch.equal(noisy[2], clean[2])
     assert float((noisy[1] - clean[1]).std() * 255) == pytest.approx(50, rel=0.05)
-    gray = make_gray(torch.rand(2, 3, 8, 8), torch.tensor([True, False]))
+    rows = torch.tensor([True, False])
+    gray = make_gray(torch.rand(2, 3, 8, 8), rows)
     assert torch.equal(gray[0, 0], gray[0, 1]) and not torch.equal(gray[1, 0], gray[1, 1])
+    # A gray photo is served as three equal channels, noise included: train on exactly that.
+    noisy = add_gaussian_noise(gray, torch.tensor([30.0, 30.0]), torch.tensor([True, False]), None, rows)
+    assert torch.equal(noisy[0, 0], noisy[0, 2]) and not torch.equal(noisy[1, 0], noisy[1, 2])
 
 
 def test_export_matches_torch_and_serves_any_size(tmp_path):

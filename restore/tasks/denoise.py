@@ -10,14 +10,13 @@ from restore.engine import Session
 from restore.tasks.base import Context, Options, run_tiled
 
 NAME = "denoise"
-GAIN_RANGE = (0.25, 2.0)  # how far the noise-level control may rescale the input
 
 
 class DenoiseOptions(Options):
     sigma: float | Literal["auto"] = Field(
         "auto",
-        description="noise level on the 0-255 scale, or 'auto' (blind). A number rescales the input so the "
-        "noise the model sees matches it (a stronger or gentler result); 0 returns the input unchanged.",
+        description="noise level on the 0-255 scale to remove, or 'auto' (blind). Below the estimated level "
+        "the result keeps part of the noise (strength = sigma / estimated); 0 returns the input unchanged.",
     )
 
     def model_post_init(self, _):
@@ -42,19 +41,17 @@ def estimate_sigma(image: np.ndarray) -> float:
     return float(np.median(np.abs(hh)) / 0.6745)
 
 
-def denoise_fn(session: Session, gain: float = 1.0):
-    """The tile function: gray tiles run as three equal channels (as trained) and are averaged back."""
+def denoise_fn(session: Session, strength: float = 1.0):
+    """The tile function. Gray tiles run as three equal channels (as trained) and are averaged back.
+    strength < 1 blends the input back in: the blind model cannot be told a noise level, but a gentler
+    result that keeps some grain can be asked for."""
 
     def fn(x: np.ndarray) -> np.ndarray:
         channels = x.shape[1]
+        y = session.run(np.repeat(x, 3, axis=1) if channels == 1 else x.astype(np.float32, copy=False))
         if channels == 1:
-            x = np.repeat(x, 3, axis=1)
-        if gain != 1.0:
-            x = (x - 0.5) * gain + 0.5
-        y = session.run(x.astype(np.float32, copy=False))
-        if gain != 1.0:
-            y = (y - 0.5) / gain + 0.5
-        return y.mean(axis=1, keepdims=True) if channels == 1 else y
+            y = y.mean(axis=1, keepdims=True)
+        return y if strength == 1.0 else x + strength * (y - x)
 
     return fn
 
@@ -65,10 +62,8 @@ def run(image: np.ndarray, options: DenoiseOptions, ctx: Context) -> tuple[np.nd
     metrics = {"sigma_estimated": round(estimated, 2), "sigma_used": options.sigma}
     if options.sigma == 0:
         return image.copy(), metrics
-    gain = 1.0
-    if options.sigma != "auto":
-        gain = float(np.clip(options.sigma / max(estimated, 0.5), *GAIN_RANGE))
-        metrics["gain"] = round(gain, 3)
+    strength = 1.0 if options.sigma == "auto" else float(min(1.0, options.sigma / max(estimated, 0.5)))
+    metrics["strength"] = round(strength, 3)
     session = ctx.session(NAME)
     metrics.update(model=f"{session.model.name}@{session.model.version}", providers=session.providers)
-    return run_tiled(ctx, session, image, denoise_fn(session, gain)), metrics
+    return run_tiled(ctx, session, image, denoise_fn(session, strength)), metrics

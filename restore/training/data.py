@@ -46,15 +46,22 @@ class CropSampler:
 
 
 def add_gaussian_noise(
-    clean: torch.Tensor, sigma: torch.Tensor, quantize: torch.Tensor, generator: torch.Generator | None = None
+    clean: torch.Tensor,
+    sigma: torch.Tensor,
+    quantize: torch.Tensor,
+    generator: torch.Generator | None = None,
+    gray: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """clean: (N, C, H, W) in [0, 1]; sigma: (N,) on the 0-255 scale; quantize: (N,) bool.
+    """clean: (N, C, H, W) in [0, 1]; sigma: (N,) on the 0-255 scale; quantize, gray: (N,) bool.
 
     Quantized rows are clipped and rounded to 8 bits, as users' files are; the others keep float,
-    unclipped noise, as the published benchmark tables do. Training on both serves both.
+    unclipped noise, as the published benchmark tables do. Training on both serves both. Gray rows
+    get one noise field copied into every channel: a gray photo is served as three equal channels.
     """
-    noise = torch.randn(clean.shape, generator=generator) * (sigma / 255.0).view(-1, 1, 1, 1)
-    noisy = clean + noise
+    noise = torch.randn(clean.shape, generator=generator)
+    if gray is not None:
+        noise = torch.where(gray.view(-1, 1, 1, 1), noise[:, :1].expand_as(noise), noise)
+    noisy = clean + noise * (sigma / 255.0).view(-1, 1, 1, 1)
     q = quantize.view(-1, 1, 1, 1)
     return torch.where(q, torch.round(noisy.clamp(0, 1) * 255) / 255, noisy)
 

@@ -146,9 +146,10 @@ def train(cfg: DenoiseTrainConfig) -> Path:
         t0 = time.monotonic()
         clean = to_tensor(sampler.batch(cfg.batch))
         n = clean.shape[0]
-        clean = make_gray(clean, torch.rand(n, generator=gen) < cfg.p_gray)
+        gray = torch.rand(n, generator=gen) < cfg.p_gray
+        clean = make_gray(clean, gray)
         sigma = torch.rand(n, generator=gen) * cfg.sigma_max
-        noisy = add_gaussian_noise(clean, sigma, torch.rand(n, generator=gen) < cfg.p_quantized, gen)
+        noisy = add_gaussian_noise(clean, sigma, torch.rand(n, generator=gen) < cfg.p_quantized, gen, gray)
 
         lr = lr_at(cfg, cycle_step, cycle_seconds / budget)
         for g in opt.param_groups:
