@@ -9,6 +9,10 @@ class InputError(RestoreError):
     """The input cannot be used: not an image, corrupt, truncated, empty, too large, or a bad option."""
 
 
+class TooLarge(InputError):
+    """The input is over a size limit (bytes or pixels)."""
+
+
 class ModelError(RestoreError):
     """A model is missing, fails its checksum, or does not match the manifest."""
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from PIL import ExifTags, Image
 
-from restore.errors import InputError, RestoreError
+from restore.errors import InputError, RestoreError, TooLarge
 
 # Pillow's own bomb guard is a process-wide global read inside Image.open: it warns above 89.5 Mpx and
 # refuses above twice that, so it would nag about images our limit allows and override any higher
@@ -105,7 +105,7 @@ def _read_bytes(source: str | os.PathLike | bytes | BinaryIO, max_bytes: int) ->
         data = source.read(max_bytes + 1)
     if len(data) > max_bytes or (size or 0) > max_bytes:
         actual = _human(size) if size and size >= len(data) else f"over {_human(max_bytes)}"
-        raise InputError(f"{name} is {actual}; the limit is {_human(max_bytes)}")
+        raise TooLarge(f"{name} is {actual}; the limit is {_human(max_bytes)}")
     if not data:
         raise InputError(f"{name} is an empty file")
     return data, name
@@ -148,7 +148,7 @@ def read_image(source: str | os.PathLike | bytes | BinaryIO, limits: Limits = Li
 def _check_pixels(name: str, size: tuple[int, int] | None, limits: Limits) -> None:
     if size and size[0] * size[1] > limits.max_pixels:
         width, height = size
-        raise InputError(
+        raise TooLarge(
             f"{name} is {width}x{height} = {width * height:,} pixels; the limit is {limits.max_pixels:,} "
             "(refused without decoding)"
         )

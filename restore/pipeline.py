@@ -42,10 +42,15 @@ def split_options(tasks: list[str], options: Mapping | None) -> dict[str, dict]:
     return per_task
 
 
+def validate(tasks: str | Sequence[str], options: Mapping | None) -> tuple[list[str], dict]:
+    """Check a request without running it: task names, and each task's options. Raises InputError."""
+    names = parse_tasks(tasks)
+    return names, {t: parse_options(OPTIONS[t], t, opts) for t, opts in split_options(names, options).items()}
+
+
 def run(tasks: str | Sequence[str], picture: Picture, options: Mapping | None, ctx: Context) -> Result:
     """Run a task chain on a picture. Each result keeps the input's size, bit depth, alpha and format."""
-    names = parse_tasks(tasks)
-    parsed = {t: parse_options(OPTIONS[t], t, opts) for t, opts in split_options(names, options).items()}
+    names, parsed = validate(tasks, options)
     width, height = picture.size
     metrics: dict = {"tasks": {}, "width": width, "height": height}
     started = time.perf_counter()

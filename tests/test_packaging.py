@@ -17,6 +17,6 @@ def test_wheel_ships_models_and_manifest(tmp_path):
     for entry in manifest["models"]:
         assert f"restore/_models/{entry['file']}" in names
     assert not any(n.endswith(".pt") for n in names)  # checkpoints stay in the repository
-    sources = {p.relative_to(REPO).as_posix() for p in (REPO / "restore").rglob("*.py")}
+    sources = {p.relative_to(REPO).as_posix() for pkg in ("restore", "workers", "api") for p in (REPO / pkg).rglob("*.py")}
     assert sources <= names, f"modules missing from the wheel (list their package in pyproject.toml): {sources - names}"
     assert not any(n.startswith("tests/") for n in names)

@@ -1,0 +1,38 @@
+"""Dependencies as named aliases, so route signatures read like prose."""
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated
+
+from celery import Celery
+from fastapi import Depends, Header, HTTPException, Request
+
+from workers.settings import ServiceSettings
+from workers.store import JobStore
+
+
+def get_settings(request: Request) -> ServiceSettings:
+    return request.app.state.settings
+
+
+def get_store(request: Request) -> JobStore:
+    return request.app.state.store
+
+
+def get_celery(request: Request) -> Celery:
+    return request.app.state.celery
+
+
+def get_owner(settings: Annotated[ServiceSettings, Depends(get_settings)], x_api_key: Annotated[str | None, Header()] = None) -> str:
+    """The caller's identity: a hash of its API key when keys are configured, else everyone is ''."""
+    if not settings.api_keys:
+        return ""
+    if x_api_key not in settings.api_keys:
+        raise HTTPException(401, "missing or unknown X-API-Key", headers={"WWW-Authenticate": "X-API-Key"})
+    return hashlib.sha256(x_api_key.encode()).hexdigest()[:24]
+
+
+SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
+StoreDep = Annotated[JobStore, Depends(get_store)]
+CeleryDep = Annotated[Celery, Depends(get_celery)]
+OwnerDep = Annotated[str, Depends(get_owner)]

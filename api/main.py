@@ -1,0 +1,46 @@
+"""The FastAPI app: `uvicorn api.main:create_app --factory` (or `restore serve`)."""
+from __future__ import annotations
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from kombu.exceptions import OperationalError
+from prometheus_client import CollectorRegistry
+
+from api.metrics import RedisCollector
+from api.routes import jobs, system
+from restore import __version__
+from restore.errors import InputError, ModelError, TooLarge
+from workers.celery_app import create_celery
+from workers.settings import ServiceSettings
+from workers.store import BlobTooLarge, JobStore
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    settings = settings or ServiceSettings()
+    app = FastAPI(title="restore", version=__version__, description="Image restoration with trained autoencoders")
+    app.state.settings = settings
+    app.state.store = JobStore.from_url(settings.redis_url, settings.job_ttl_s, settings.max_blob_bytes)
+    app.state.celery = create_celery(settings)
+    app.state.registry = CollectorRegistry()
+    app.state.registry.register(RedisCollector(app.state.store))
+    app.include_router(jobs.router)
+    app.include_router(system.router)
+
+    # Domain errors become HTTP statuses here, at the edge, and nowhere else.
+    def error(status: int):
+        return lambda request, exc: JSONResponse({"detail": str(exc)}, status_code=status)
+
+    app.add_exception_handler(TooLarge, error(413))
+    app.add_exception_handler(BlobTooLarge, error(413))
+    app.add_exception_handler(InputError, error(400))
+    app.add_exception_handler(ModelError, error(500))
+
+    def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # Every request opens its connection anew from the pool, so the API recovers by itself.
+        return JSONResponse({"detail": f"the job store (Redis) is unreachable, try again shortly: {exc}"},
+                            status_code=503, headers={"Retry-After": "5"})
+
+    for exc in (redis.ConnectionError, redis.TimeoutError, OperationalError):
+        app.add_exception_handler(exc, unavailable)
+    return app

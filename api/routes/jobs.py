@@ -1,0 +1,89 @@
+"""/v1/jobs: submit one image, poll it, fetch the result, cancel it."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import CeleryDep, OwnerDep, SettingsDep, StoreDep
+from api.schemas import JobCreated, JobView, links
+from api.submission import parse_options, submit
+from restore.errors import TooLarge
+from workers.store import Job, JobStore
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+MEDIA_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "TIFF": "image/tiff", "BMP": "image/bmp"}
+
+
+async def read_upload(file: UploadFile, limit: int) -> bytes:
+    """At most limit + 1 bytes: an oversized upload is refused without being held whole in memory."""
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"{file.filename or 'the upload'} is over the limit of {limit / 2**20:.1f} MB")
+    return data
+
+
+def owned_job(store: JobStore, job_id: str, owner: str) -> Job:
+    job = store.get(job_id)
+    if job is None or job.owner != owner:  # another key's job is as unknown as a missing one
+        raise HTTPException(404, f"no job {job_id}")
+    return job
+
+
+@router.post("", status_code=202, response_model=JobCreated)
+async def create_job(
+    response: Response, store: StoreDep, celery: CeleryDep, settings: SettingsDep, owner: OwnerDep,
+    file: Annotated[UploadFile, File(description="the image")],
+    task: Annotated[str, Form(description="denoise, or a chain such as dewatermark,denoise")] = "denoise",
+    options: Annotated[str | None, Form(description='JSON, e.g. {"sigma": 25, "format": "png"}')] = None,
+) -> JobCreated:
+    data = await read_upload(file, min(settings.max_bytes, store.max_blob))
+    # Decoding to validate is CPU work: off the event loop.
+    job = await run_in_threadpool(submit, store, celery, settings, owner, data, file.filename or "", task, parse_options(options))
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return JobCreated(id=job.id, status=job.status, links=links(job.id))
+
+
+@router.get("/{job_id}", response_model=JobView)
+def get_job(job_id: str, store: StoreDep, owner: OwnerDep) -> JobView:
+    return JobView.of(owned_job(store, job_id, owner))
+
+
+@router.get("/{job_id}/result", responses={200: {"content": {"image/*": {}}}, 409: {"description": "not ready"}})
+def get_result(job_id: str, store: StoreDep, owner: OwnerDep, sample: Annotated[int, Query(ge=0)] = 0) -> Response:
+    job = owned_job(store, job_id, owner)
+    if job.status != "succeeded":
+        detail = f"job {job_id} is {job.status}" + (f": {job.error}" if job.error else "; poll /v1/jobs/" + job_id)
+        raise HTTPException(409, detail)
+    if sample >= job.results:
+        raise HTTPException(404, f"job {job_id} has {job.results} result(s); sample {sample} does not exist")
+    blob = store.result(job_id, sample)
+    if blob is None:
+        raise HTTPException(404, f"the result of job {job_id} has expired")
+    fmt = _format_of(blob)
+    stem = (job.input_name.rsplit(".", 1)[0] or job_id) + (f"_{sample}" if sample else "")
+    return Response(blob, media_type=MEDIA_TYPES.get(fmt, "application/octet-stream"),
+                    headers={"Content-Disposition": f'attachment; filename="{stem}.{fmt.lower().replace("jpeg", "jpg")}"'})
+
+
+@router.delete("/{job_id}", status_code=204)
+def delete_job(job_id: str, store: StoreDep, owner: OwnerDep) -> Response:
+    owned_job(store, job_id, owner)
+    store.cancel(job_id)  # a worker running it sees the cancellation at its next progress report and stops
+    return Response(status_code=204)
+
+
+def _format_of(blob: bytes) -> str:
+    if blob.startswith(b"\x89PNG"):
+        return "PNG"
+    if blob.startswith(b"\xff\xd8"):
+        return "JPEG"
+    if blob[:4] == b"RIFF" and blob[8:12] == b"WEBP":
+        return "WEBP"
+    if blob[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if blob.startswith(b"BM"):
+        return "BMP"
+    return "BIN"

@@ -1,0 +1,65 @@
+"""Turning an upload into a queued job: validate everything first, so bad input never reaches a queue."""
+from __future__ import annotations
+
+import json
+
+from celery import Celery
+
+from restore.errors import InputError
+from restore.io import FORMATS, Limits, read_image
+from restore.pipeline import validate
+from workers.registry import live_workers
+from workers.settings import ServiceSettings
+from workers.store import Job, JobStore, new_id
+
+RUN_JOB = "restore.run_job"
+
+
+def parse_options(text: str | None) -> dict:
+    if not text:
+        return {}
+    try:
+        options = json.loads(text)
+    except ValueError as e:
+        raise InputError(f"options is not valid JSON: {e}") from None
+    if not isinstance(options, dict):
+        raise InputError("options must be a JSON object")
+    return options
+
+
+def check_request(data: bytes, name: str, task: str, options: dict, settings: ServiceSettings) -> tuple[str, dict, str]:
+    """(task chain, task options, output format) for a valid request; InputError (or TooLarge) otherwise.
+    The image is decoded here once, so a corrupt upload is refused before it is queued."""
+    options = dict(options)
+    fmt = str(options.pop("format", "") or "").lower()
+    if fmt and fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}; choose from {', '.join(sorted(FORMATS))}")
+    names, _ = validate(task, options)
+    if not data:
+        raise InputError(f"{name or 'the upload'} is an empty file")
+    read_image(data, Limits(settings.max_bytes, settings.max_pixels))
+    return ",".join(names), options, fmt
+
+
+def choose_queue(store: JobStore) -> str:
+    """gpu while a GPU worker is up, else cpu."""
+    return "gpu" if any("gpu" in w.get("queues", ()) for w in live_workers(store.redis)) else "cpu"
+
+
+def enqueue(store: JobStore, celery: Celery, job: Job, data: bytes) -> Job:
+    store.create(job, data)
+    try:
+        celery.send_task(RUN_JOB, args=[job.id], queue=job.queue)
+        store.redis.incr("restore:stats:submitted")
+    except Exception:
+        store.delete(job.id)  # never leave a job that no worker will ever see
+        raise
+    return job
+
+
+def submit(store: JobStore, celery: Celery, settings: ServiceSettings, owner: str, data: bytes, name: str,
+           task: str, options: dict, batch: str = "") -> Job:
+    chain, task_options, fmt = check_request(data, name, task, options, settings)
+    job = Job(id=new_id(), task=chain, owner=owner, options=task_options, queue=choose_queue(store),
+              input_name=name, output_format=fmt, batch=batch)
+    return enqueue(store, celery, job, data)

@@ -1,0 +1,121 @@
+"""Submit, poll, fetch, cancel, chains, bad uploads, expiry, keys: the API with a real worker."""
+import json
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from tests.service.conftest import REDIS_URL, png_bytes, pixels, wait_for
+from workers.settings import ServiceSettings
+
+
+def submit(client, data, task="denoise", options=None, name="a.png", headers=None):
+    form = {"task": task} | ({"options": json.dumps(options)} if options is not None else {})
+    return client.post("/v1/jobs", files={"file": (name, data, "image/png")}, data=form, headers=headers)
+
+
+def test_submit_poll_fetch(client, workers, identity_models):
+    workers.start(identity_models)
+    data = png_bytes(1)
+    r = submit(client, data, options={"sigma": 20})
+    assert r.status_code == 202
+    job_id = r.json()["id"]
+    assert r.headers["location"] == f"/v1/jobs/{job_id}" and len(job_id) >= 22
+    body = wait_for(client, job_id)
+    assert body["status"] == "succeeded", body
+    assert body["providers"] == ["CPUExecutionProvider"] and body["device"] == "cpu" and body["attempts"] == 1
+    assert body["metrics"]["tasks"]["denoise"]["sigma_used"] == 20 and body["progress"]["fraction"] == 1.0
+    assert body["timings"]["run_seconds"] is not None
+    result = client.get(f"/v1/jobs/{job_id}/result")
+    assert result.status_code == 200 and result.headers["content-type"] == "image/png"
+    assert (pixels(result.content) == pixels(data)).all()  # the identity model: exactly the input back
+    assert client.get(f"/v1/jobs/{job_id}/result?sample=1").status_code == 404
+
+
+def test_chain_and_format(client, workers, identity_models):
+    workers.start(identity_models)
+    r = submit(client, png_bytes(2), task="denoise,denoise", options={"format": "webp"})
+    body = wait_for(client, r.json()["id"])
+    assert body["status"] == "succeeded" and list(body["metrics"]["tasks"]) == ["denoise"]  # one entry per task name
+    assert body["task"] == "denoise,denoise"
+    result = client.get(f"/v1/jobs/{body['id']}/result")
+    assert result.headers["content-type"] == "image/webp"
+
+
+def test_result_is_409_until_ready_and_cancel(client, workers, identity_models, rdb):
+    r = submit(client, png_bytes(3))  # no worker yet: it waits in the queue
+    job_id = r.json()["id"]
+    assert client.get(f"/v1/jobs/{job_id}/result").status_code == 409
+    assert client.delete(f"/v1/jobs/{job_id}").status_code == 204
+    body = client.get(f"/v1/jobs/{job_id}").json()
+    assert body["status"] == "canceled"
+    assert "canceled" in client.get(f"/v1/jobs/{job_id}/result").json()["detail"]
+    workers.start(identity_models)
+    time.sleep(2)  # the worker takes the message and must leave the canceled job alone
+    assert rdb.llen("cpu") == 0
+    assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "canceled"
+    assert client.delete("/v1/jobs/nope").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "data,task,options,status,message",
+    [
+        (b"", "denoise", None, 400, "empty"),
+        (b"not an image at all", "denoise", None, 400, "not a readable image"),
+        (png_bytes()[:60], "denoise", None, 400, "corrupt"),
+        (png_bytes(), "sharpen", None, 400, "unknown task 'sharpen'"),
+        (png_bytes(), "denoise", {"sigma": "loud"}, 400, "bad options for denoise"),
+        (png_bytes(), "denoise", {"nope": 1}, 400, "unknown option(s) nope"),
+        (png_bytes(), "denoise", {"format": "gif"}, 400, "unknown format 'gif'"),
+        (png_bytes(size=(3000, 3000)), "denoise", None, 413, "refused without decoding"),
+    ],
+)
+def test_bad_uploads_are_refused_and_nothing_is_queued(rdb, identity_models, data, task, options, status, message):
+    settings = ServiceSettings(_env_file=None, redis_url=REDIS_URL, models_dir=identity_models, max_pixels=4_000_000)
+    with TestClient(create_app(settings)) as client:
+        r = submit(client, data, task, options)
+    assert r.status_code == status and message in r.json()["detail"], r.json()
+    assert rdb.llen("cpu") == 0 and not list(rdb.scan_iter("restore:job:*"))
+
+
+def test_options_must_be_a_json_object(client):
+    r = client.post("/v1/jobs", files={"file": ("a.png", png_bytes(), "image/png")}, data={"options": "[1]"})
+    assert r.status_code == 400 and "JSON object" in r.json()["detail"]
+
+
+def test_jobs_expire(rdb, identity_models):
+    settings = ServiceSettings(_env_file=None, redis_url=REDIS_URL, models_dir=identity_models, job_ttl_s=10)
+    with TestClient(create_app(settings)) as client:
+        job_id = submit(client, png_bytes()).json()["id"]
+        assert client.get(f"/v1/jobs/{job_id}").status_code == 200
+        assert 0 < rdb.ttl(f"restore:job:{job_id}") <= 10 and 0 < rdb.ttl(f"restore:job:{job_id}:input") <= 10
+        rdb.pexpire(f"restore:job:{job_id}", 1)  # fast-forward the TTL rather than sleep for it
+        time.sleep(0.05)
+        assert client.get(f"/v1/jobs/{job_id}").status_code == 404
+
+
+def test_api_keys_keep_jobs_private(rdb, identity_models):
+    settings = ServiceSettings(_env_file=None, redis_url=REDIS_URL, models_dir=identity_models, api_keys=["alice-key", "bob-key"])
+    with TestClient(create_app(settings)) as client:
+        assert submit(client, png_bytes()).status_code == 401
+        assert submit(client, png_bytes(), headers={"X-API-Key": "mallory"}).status_code == 401
+        job_id = submit(client, png_bytes(), headers={"X-API-Key": "alice-key"}).json()["id"]
+        assert client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": "alice-key"}).status_code == 200
+        assert client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": "bob-key"}).status_code == 404
+        assert client.delete(f"/v1/jobs/{job_id}", headers={"X-API-Key": "bob-key"}).status_code == 404
+
+
+def test_models_health_ready_and_metrics(client, workers, identity_models):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and "no worker" in ready.json()["detail"]
+    assert [m["name"] for m in client.get("/v1/models").json()] == ["tiny-denoise"]
+    workers.start(identity_models)
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["workers"][0]["providers"] == ["CPUExecutionProvider"]
+    wait_for(client, submit(client, png_bytes()).json()["id"])
+    text = client.get("/metrics").text
+    assert 'restore_jobs_finished_total{state="succeeded"} 1.0' in text
+    assert "restore_jobs_submitted_total 1.0" in text and 'restore_queue_depth{queue="cpu"} 0.0' in text
+    assert "restore_workers 1.0" in text

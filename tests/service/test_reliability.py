@@ -1,0 +1,150 @@
+"""What must hold when things go wrong: a worker killed mid-job, 100 jobs at once, Redis going away,
+and the whole path over real HTTP."""
+import shutil
+import subprocess
+import time
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from conftest import smooth_image
+from restore.io import Picture, read_image
+from restore.pipeline import run
+from restore.settings import Settings
+from restore.tasks.base import Context
+from tests.service.conftest import REDIS_URL, RESTORE, free_port, png_bytes, pixels, service_env, wait_for
+from workers.settings import ServiceSettings
+
+LIMITS = {"RESTORE_SOFT_TIME_LIMIT_S": 20, "RESTORE_HARD_TIME_LIMIT_S": 25, "RESTORE_VISIBILITY_TIMEOUT_S": 30}
+
+
+def big_jpeg(width=3200, height=2400) -> bytes:
+    img = cv2.resize(smooth_image(height // 8, width // 8), (width, height), interpolation=cv2.INTER_CUBIC)
+    noisy = np.clip(img + np.random.default_rng(0).normal(0, 0.1, img.shape), 0, 1)
+    ok, buf = cv2.imencode(".jpg", np.round(noisy * 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return buf.tobytes()
+
+
+def test_worker_killed_mid_job_loses_nothing(rdb, workers):
+    """SIGKILL the whole worker while it runs a job; a new worker picks the job up and completes it."""
+    settings = ServiceSettings(_env_file=None, redis_url=REDIS_URL, models_dir=None, **{k[8:].lower(): v for k, v in LIMITS.items()})
+    data = big_jpeg()
+    with TestClient(create_app(settings)) as client:
+        first = workers.start(None, **LIMITS)
+        form = {"task": "denoise", "options": '{"format": "png"}'}  # lossless, to compare pixels
+        job_id = client.post("/v1/jobs", files={"file": ("big.jpg", data, "image/jpeg")}, data=form).json()["id"]
+        body = wait_for(client, job_id, states=("running",), timeout=60)
+        while body["progress"]["tiles_done"] == 0 and body["status"] == "running":
+            time.sleep(0.05)
+            body = client.get(f"/v1/jobs/{job_id}").json()
+        assert body["status"] == "running", "the job finished before it could be interrupted; make it bigger"
+        workers.kill(first)
+        assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "running"
+        workers.start(None, **LIMITS)
+        body = wait_for(client, job_id, timeout=120)
+        assert body["status"] == "succeeded", body
+        assert body["attempts"] == 2
+        served = pixels(client.get(f"/v1/jobs/{job_id}/result").content)
+    expected = run("denoise", read_image(data), {}, Context.create(Settings(_env_file=None, models_dir=None, device="cpu", threads=1)))
+    assert np.abs(served.astype(int) - expected.picture.color.astype(int)).max() <= 1
+
+
+def test_a_job_that_kills_every_worker_is_failed_not_looped(rdb, client, identity_models):
+    from workers.store import Job, JobStore
+    from workers.tasks import execute
+
+    store = JobStore.from_url(REDIS_URL, 60, 2**20)
+    store.create(Job(id="doomed", task="denoise", attempts=3, status="running"), png_bytes())
+    assert execute(store, "doomed", Context.create(Settings(models_dir=identity_models)), ServiceSettings(_env_file=None, redis_url=REDIS_URL)) == "failed"
+    assert "gave up after 3 attempts" in store.get("doomed").error
+
+
+def test_100_jobs_at_once_none_lost_or_duplicated(client, workers, identity_models, rdb):
+    workers.start(identity_models, concurrency=2)
+    sent = {}
+    for i in range(100):
+        data = png_bytes(seed=i, size=(24 + i % 7, 16 + i % 5))
+        r = client.post("/v1/jobs", files={"file": (f"{i}.png", data, "image/png")}, data={"task": "denoise"})
+        assert r.status_code == 202
+        sent[r.json()["id"]] = data
+    assert len(sent) == 100
+    for job_id, data in sent.items():
+        body = wait_for(client, job_id, timeout=120)
+        assert body["status"] == "succeeded" and body["attempts"] == 1, body
+        assert np.array_equal(pixels(client.get(f"/v1/jobs/{job_id}/result").content), pixels(data))
+    assert rdb.hget("restore:stats", "succeeded") == b"100"
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary")
+def test_redis_down_gives_503_and_the_api_recovers(tmp_path, identity_models):
+    port = free_port()
+    start = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
+    server = subprocess.Popen(start, stdout=subprocess.DEVNULL)
+    settings = ServiceSettings(_env_file=None, redis_url=f"redis://127.0.0.1:{port}/0", models_dir=identity_models)
+    try:
+        with TestClient(create_app(settings)) as client:
+            submit = lambda: client.post("/v1/jobs", files={"file": ("a.png", png_bytes(), "image/png")})  # noqa: E731
+            for _ in range(50):
+                if submit().status_code == 202:
+                    break
+                time.sleep(0.1)
+            else:
+                pytest.fail("the temporary Redis never came up")
+            server.terminate()
+            server.wait(10)
+            down = submit()
+            assert down.status_code == 503 and "Redis" in down.json()["detail"] and down.headers["retry-after"]
+            assert client.get("/v1/jobs/anything").status_code == 503
+            assert client.get("/readyz").status_code == 503
+            assert client.get("/healthz").status_code == 200
+            server = subprocess.Popen(start, stdout=subprocess.DEVNULL)
+            for _ in range(50):
+                if submit().status_code == 202:
+                    break
+                time.sleep(0.1)
+            else:
+                pytest.fail("the API did not recover when Redis came back")
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_end_to_end_over_real_http(rdb, workers):
+    """uvicorn + a worker, the shipped model, and an HTTP client, as a user would run them."""
+    port = free_port()
+    api = subprocess.Popen([RESTORE, "serve", "--port", str(port)], env=service_env(None), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        workers.start(None)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(base + "/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"the API did not become ready: {api.stderr.read1().decode() if api.poll() is not None else ''}")
+        clean = smooth_image(128, 160)
+        noisy = np.round(np.clip(clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape), 0, 1) * 255).astype(np.uint8)
+        ok, buf = cv2.imencode(".png", noisy[..., ::-1])
+        r = httpx.post(base + "/v1/jobs", files={"file": ("photo.png", buf.tobytes(), "image/png")}, data={"task": "denoise"})
+        assert r.status_code == 202
+        location = base + r.headers["location"]
+        for _ in range(300):
+            body = httpx.get(location).json()
+            if body["status"] in ("succeeded", "failed"):
+                break
+            time.sleep(0.1)
+        assert body["status"] == "succeeded", body
+        result = httpx.get(location + "/result")
+        assert result.headers["content-disposition"] == 'attachment; filename="photo.png"'
+        out = pixels(result.content) / 255.0
+        assert np.mean((out - clean) ** 2) < np.mean((noisy / 255.0 - clean) ** 2) / 4  # really denoised
+    finally:
+        api.terminate()
+        api.wait(15)

@@ -1,0 +1,138 @@
+"""The job task: a thin wrapper around restore.pipeline.run, idempotent and safe to deliver twice."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import replace
+
+import redis
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
+
+from restore.engine import providers_for
+from restore.errors import RestoreError
+from restore.io import Limits, encode_image, read_image
+from restore.pipeline import parse_tasks, run
+from restore.tasks.base import Context
+from workers.registry import start_heartbeat
+from workers.settings import ServiceSettings
+from workers.store import TERMINAL, JobStore
+from workers.worker import app, settings
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 0.5
+
+_context: Context | None = None
+_store: JobStore | None = None
+
+
+def context() -> Context:
+    """One Context (and so one ONNX Runtime session per model) per worker process, built on first use:
+    ORT sessions are not fork-safe, so the parent never builds one."""
+    global _context
+    if _context is None:
+        _context = Context.create(settings)
+    return _context
+
+
+def store() -> JobStore:
+    global _store
+    if _store is None:
+        _store = JobStore.from_url(settings.redis_url, settings.job_ttl_s, settings.max_blob_bytes)
+    return _store
+
+
+class Canceled(Exception):
+    """The job was deleted while it ran."""
+
+
+def progress_writer(jobs: JobStore, job_id: str):
+    """Tile progress to the job record, at most every PROGRESS_EVERY_S; raises Canceled once the job is gone."""
+    last = 0.0
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last < PROGRESS_EVERY_S and done < total:
+            return
+        last = now
+        if not jobs.update(job_id, tiles_done=done, tiles_total=total):
+            raise Canceled(job_id)
+
+    return report
+
+
+def execute(jobs: JobStore, job_id: str, ctx: Context, service: ServiceSettings) -> str:
+    """Run one job to a terminal state and return that state. A duplicate delivery of a finished, deleted
+    or expired job does nothing, so running it twice is harmless."""
+    job = jobs.get(job_id)
+    if job is None:
+        return "gone"
+    if job.status in TERMINAL:
+        return job.status
+    attempt = jobs.count_attempt(job_id)
+    if attempt > service.max_deliveries:
+        jobs.update(job_id, status="failed", finished=time.time(),
+                    error=f"gave up after {service.max_deliveries} attempts: the worker running it died each time")
+        return "failed"
+    providers = providers_for(service.device)
+    jobs.update(job_id, status="running", started=time.time(), device="cuda" if "CUDA" in providers[0] else "cpu",
+                providers=providers, error="")
+    data = jobs.input(job_id)
+    try:
+        if data is None:
+            raise RestoreError("the upload expired before the job ran")
+        picture = read_image(data, Limits(service.max_bytes, service.max_pixels))
+        result = run(parse_tasks(job.task), picture, job.options, replace(ctx, progress=progress_writer(jobs, job_id)))
+        blobs = [encode_image(p, job.output_format or None) for p in result.pictures]
+        jobs.put_results(job_id, blobs)
+        state, extra = "succeeded", {"metrics": result.metrics, "results": len(blobs)}
+    except Canceled:
+        return "canceled"
+    except SoftTimeLimitExceeded:
+        state, extra = "failed", {"error": f"the job ran past its time limit of {service.soft_time_limit_s} s"}
+    except RestoreError as e:
+        state, extra = "failed", {"error": str(e)}
+    finished = time.time()
+    if jobs.update(job_id, status=state, finished=finished, **extra):
+        with jobs.redis.pipeline() as pipe:
+            pipe.hincrby("restore:stats", state, 1)
+            pipe.hincrbyfloat("restore:stats:seconds", "sum", finished - jobs.get(job_id).started)
+            pipe.hincrby("restore:stats:seconds", "count", 1)
+            pipe.execute()
+    return state
+
+
+@app.task(name="restore.run_job", autoretry_for=(redis.ConnectionError, redis.TimeoutError), retry_backoff=True, max_retries=5)
+def run_job(job_id: str) -> str:
+    return execute(store(), job_id, context(), settings)
+
+
+@worker_process_init.connect
+def _warm_up(**_):
+    """Load every shipped model once per pool child, so the first job pays no load time."""
+    from restore.tasks import TASKS
+
+    for name in TASKS:
+        try:
+            context().session(name)
+        except RestoreError as e:
+            log.error("cannot load the model for %s: %s", name, e)
+
+
+_stop = threading.Event()
+
+
+@worker_ready.connect
+def _announce(sender=None, **_):
+    queues = sorted(q.name for q in sender.app.amqp.queues.consume_from.values()) if sender else []
+    info = {"pid": os.getpid(), "queues": queues, "providers": providers_for(settings.device),
+            "device": settings.device, "concurrency": getattr(getattr(sender, "controller", None), "concurrency", None)}
+    start_heartbeat(store().redis, info, _stop)
+
+
+@worker_shutdown.connect
+def _retire(**_):
+    _stop.set()
