@@ -8,7 +8,7 @@ from kombu.exceptions import OperationalError
 from prometheus_client import CollectorRegistry
 
 from api.metrics import RedisCollector
-from api.routes import jobs, system
+from api.routes import batches, jobs, system
 from restore import __version__
 from restore.errors import InputError, ModelError, TooLarge
 from workers.celery_app import create_celery
@@ -25,6 +25,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.registry = CollectorRegistry()
     app.state.registry.register(RedisCollector(app.state.store))
     app.include_router(jobs.router)
+    app.include_router(batches.router)
     app.include_router(system.router)
 
     # Domain errors become HTTP statuses here, at the edge, and nowhere else.

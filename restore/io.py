@@ -276,7 +276,12 @@ def write_image(
         dest.write(encode_image(picture, format, quality))
         return
     path = Path(dest)
-    data = encode_image(picture, format or format_for_path(path), quality)
+    atomic_write(path, encode_image(picture, format or format_for_path(path), quality))
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Write bytes so the file appears whole or not at all."""
+    path = Path(path)
     # Same folder, so os.replace is an atomic rename on one file system. os.open with 0o666 lets the umask
     # set the permissions as a plain open() would; mkstemp would leave the output readable by its owner only.
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")

@@ -104,14 +104,32 @@ class JobStore:
         if len(blob) > self.max_blob:
             raise BlobTooLarge(f"{what} is {len(blob) / 2**20:.1f} MB; the store's limit is {self.max_blob / 2**20:.1f} MB")
 
-    def create(self, job: Job, blob: bytes) -> None:
-        self._check_size(blob, "the upload")
+    def create(self, job: Job, blob: bytes | None) -> None:
+        """Store a job and its upload (None for a job refused at submission: only the record is kept)."""
+        if blob is not None:
+            self._check_size(blob, "the upload")
         job.created = job.created or time.time()
         with self.redis.pipeline() as pipe:
             pipe.hset(self.key(job.id), mapping=job.to_redis())
             pipe.expire(self.key(job.id), self.ttl)
-            pipe.set(self.key(job.id, "input"), blob, ex=self.ttl)
+            if blob is not None:
+                pipe.set(self.key(job.id, "input"), blob, ex=self.ttl)
             pipe.execute()
+
+    def create_batch(self, batch_id: str, owner: str, task: str, job_ids: list[str], names: list[str]) -> None:
+        key = f"restore:batch:{batch_id}"
+        record = {"id": batch_id, "owner": owner, "task": task, "created": time.time(),
+                  "jobs": json.dumps(job_ids), "names": json.dumps(names)}
+        with self.redis.pipeline() as pipe:
+            pipe.hset(key, mapping=record)
+            pipe.expire(key, self.ttl)
+            pipe.execute()
+
+    def get_batch(self, batch_id: str) -> dict | None:
+        raw = {k.decode(): v.decode() for k, v in self.redis.hgetall(f"restore:batch:{batch_id}").items()}
+        if not raw:
+            return None
+        return {**raw, "jobs": json.loads(raw["jobs"]), "names": json.loads(raw["names"]), "created": float(raw["created"])}
 
     def get(self, job_id: str) -> Job | None:
         raw = self.redis.hgetall(self.key(job_id))

@@ -7,15 +7,13 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, Response, Uploa
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CeleryDep, OwnerDep, SettingsDep, StoreDep
+from api.media import media_type, suffix
 from api.schemas import JobCreated, JobView, links
 from api.submission import parse_options, submit
 from restore.errors import TooLarge
 from workers.store import Job, JobStore
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-
-MEDIA_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "TIFF": "image/tiff", "BMP": "image/bmp"}
-
 
 async def read_upload(file: UploadFile, limit: int) -> bytes:
     """At most limit + 1 bytes: an oversized upload is refused without being held whole in memory."""
@@ -62,10 +60,8 @@ def get_result(job_id: str, store: StoreDep, owner: OwnerDep, sample: Annotated[
     blob = store.result(job_id, sample)
     if blob is None:
         raise HTTPException(404, f"the result of job {job_id} has expired")
-    fmt = _format_of(blob)
     stem = (job.input_name.rsplit(".", 1)[0] or job_id) + (f"_{sample}" if sample else "")
-    return Response(blob, media_type=MEDIA_TYPES.get(fmt, "application/octet-stream"),
-                    headers={"Content-Disposition": f'attachment; filename="{stem}.{fmt.lower().replace("jpeg", "jpg")}"'})
+    return Response(blob, media_type=media_type(blob), headers={"Content-Disposition": f'attachment; filename="{stem}.{suffix(blob)}"'})
 
 
 @router.delete("/{job_id}", status_code=204)
@@ -74,16 +70,3 @@ def delete_job(job_id: str, store: StoreDep, owner: OwnerDep) -> Response:
     store.cancel(job_id)  # a worker running it sees the cancellation at its next progress report and stops
     return Response(status_code=204)
 
-
-def _format_of(blob: bytes) -> str:
-    if blob.startswith(b"\x89PNG"):
-        return "PNG"
-    if blob.startswith(b"\xff\xd8"):
-        return "JPEG"
-    if blob[:4] == b"RIFF" and blob[8:12] == b"WEBP":
-        return "WEBP"
-    if blob[:4] in (b"II*\x00", b"MM\x00*"):
-        return "TIFF"
-    if blob.startswith(b"BM"):
-        return "BMP"
-    return "BIN"

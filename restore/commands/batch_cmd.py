@@ -25,6 +25,9 @@ def batch(
     options: OptionsOpt = None,
     fmt: FormatOpt = None,
     summary: Annotated[Optional[Path], typer.Option(help=f"where to write the JSON summary (default: OUT_DIR/{SUMMARY})")] = None,
+    server: Annotated[Optional[str], typer.Option(help="send the files through the service at this URL instead of running here")] = None,
+    api_key: Annotated[Optional[str], typer.Option(envvar="RESTORE_API_KEY", help="X-API-Key for --server")] = None,
+    in_flight: Annotated[int, typer.Option(min=1, help="jobs in flight at once with --server")] = 8,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
     tile: TileOpt = None,
@@ -34,7 +37,7 @@ def batch(
         tasks = ",".join(parse_tasks(task))
         opts = parse_options(options)
         items = plan_batch(in_dir, out_dir, recursive, include or (), output_suffix(fmt))
-        ctx = Context.create(settings_from(device, threads, tile))
+        ctx = None if server else Context.create(settings_from(device, threads, tile))
     except RestoreError as e:
         fail(e)
 
@@ -47,8 +50,17 @@ def batch(
             if outcome.status == "failed":
                 tqdm.write(f"failed: {outcome.input}: {outcome.error}")
 
-        outcomes = run_batch(items, process, skip_existing, done)
-    report = summarize(outcomes, task=tasks, options=opts, input=str(in_dir), output=str(out_dir))
+        if server:
+            # The one reach from the core command into the service's client, only when asked for.
+            from api.client import ServiceClient, run_remote_batch
+
+            try:
+                outcomes = run_remote_batch(items, ServiceClient(server, api_key), tasks, opts, fmt, out_dir, skip_existing, in_flight, done)
+            except RestoreError as e:
+                fail(e)
+        else:
+            outcomes = run_batch(items, process, skip_existing, done)
+    report = summarize(outcomes, task=tasks, options=opts, input=str(in_dir), output=str(out_dir), server=server)
     summary_path = summary or out_dir / SUMMARY
     summary_path.parent.mkdir(parents=True, exist_ok=True)
     summary_path.write_text(json.dumps(report, indent=2))

@@ -124,3 +124,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_api(rdb):
+    """`restore serve` on a free port with the shipped models; yields its base URL."""
+    import httpx
+
+    port = free_port()
+    proc = subprocess.Popen([RESTORE, "serve", "--port", str(port)], env=service_env(None), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                httpx.get(base + "/healthz")
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None:
+                    raise RuntimeError(proc.stderr.read().decode()[-3000:])
+                time.sleep(0.1)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)

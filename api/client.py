@@ -1,0 +1,118 @@
+"""The service's client: `restore batch IN OUT --server URL` sends a folder through the HTTP API.
+
+A bounded number of jobs are in flight at once. The ids of submitted jobs are kept in a state file in
+OUT_DIR, so a batch that was stopped picks its jobs up again when run again instead of resubmitting
+them; finished outputs already on disk are skipped with --skip-existing.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from restore.batch import BatchItem, Outcome
+from restore.errors import InputError, RestoreError
+from restore.io import atomic_write, format_for_path
+
+STATE = ".restore-batch-state.json"
+RETRIES = 8  # for 503s and dropped connections, with backoff: a restarting service is waited for
+
+
+class ServiceClient:
+    def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 120):
+        headers = {"X-API-Key": api_key} if api_key else {}
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
+
+    def _request(self, method: str, url: str, **kwargs) -> httpx.Response:
+        for attempt in range(RETRIES):
+            try:
+                response = self.http.request(method, url, **kwargs)
+                if response.status_code != 503:
+                    return response
+            except httpx.TransportError as e:
+                if attempt == RETRIES - 1:
+                    raise RestoreError(f"cannot reach the service at {self.http.base_url}: {e}") from e
+            time.sleep(min(0.5 * 2**attempt, 10))
+        raise RestoreError(f"the service at {self.http.base_url} stayed unavailable (503)")
+
+    def submit(self, path: Path, task: str, options: dict) -> str:
+        with open(path, "rb") as f:
+            r = self._request("POST", "/v1/jobs", files={"file": (path.name, f.read())},
+                              data={"task": task, "options": json.dumps(options)})
+        if r.status_code in (400, 413):
+            raise InputError(r.json()["detail"])  # the file's own error, as the in-process batch would say
+        if r.status_code != 202:
+            raise RestoreError(f"the service refused the job: {r.status_code} {r.text[:300]}")
+        return r.json()["id"]
+
+    def status(self, job_id: str) -> dict | None:
+        r = self._request("GET", f"/v1/jobs/{job_id}")
+        return None if r.status_code == 404 else r.raise_for_status().json()
+
+    def result(self, job_id: str, sample: int = 0) -> bytes:
+        return self._request("GET", f"/v1/jobs/{job_id}/result", params={"sample": sample}).raise_for_status().content
+
+
+def run_remote_batch(
+    items: list[BatchItem], client: ServiceClient, task: str, options: dict, fmt: str | None, state_dir: Path,
+    skip_existing: bool = False, in_flight: int = 8, on_done: Callable[[Outcome], None] | None = None,
+    poll_s: float = 0.2,
+) -> list[Outcome]:
+    """Like restore.batch.run_batch, through the service; outcomes in the items' order."""
+    state_path = state_dir / STATE
+    state: dict[str, str] = json.loads(state_path.read_text()) if state_path.exists() else {}
+    outcomes: dict[BatchItem, Outcome] = {}
+    waiting: deque[BatchItem] = deque()
+    for item in items:
+        if skip_existing and item.target.is_file() and item.target.stat().st_size > 0:
+            outcomes[item] = Outcome(str(item.source), str(item.target), "skipped")
+            on_done and on_done(outcomes[item])
+        else:
+            waiting.append(item)
+    active: dict[str, tuple[BatchItem, float]] = {}
+
+    def finish(item: BatchItem, outcome: Outcome) -> None:
+        outcomes[item] = outcome
+        state.pop(str(item.source), None)
+        on_done and on_done(outcome)
+
+    while waiting or active:
+        while waiting and len(active) < in_flight:
+            item = waiting.popleft()
+            job_id = state.get(str(item.source))
+            if job_id is None or client.status(job_id) is None:  # never sent, or expired on the server
+                try:
+                    # The same format the in-process batch would write: the flag, else the target's suffix.
+                    job_id = client.submit(item.source, task, {**options, "format": fmt or format_for_path(item.target) or ""})
+                except InputError as e:
+                    finish(item, Outcome(str(item.source), str(item.target), "failed", str(e)))
+                    continue
+                state[str(item.source)] = job_id
+                state_dir.mkdir(parents=True, exist_ok=True)
+                atomic_write(state_path, json.dumps(state).encode())
+            active[job_id] = (item, time.perf_counter())
+        time.sleep(poll_s)
+        for job_id, (item, t0) in list(active.items()):
+            job = client.status(job_id)
+            if job is not None and job["status"] in ("queued", "running"):
+                continue
+            del active[job_id]
+            outcome = Outcome(str(item.source), str(item.target), "failed", seconds=round(time.perf_counter() - t0, 3))
+            if job is None:
+                outcome.error = "the job expired on the server before it finished"
+            elif job["status"] != "succeeded":
+                outcome.error = job["error"] or f"the job was {job['status']}"
+            else:
+                item.target.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(item.target, client.result(job_id))
+                outcome.status, outcome.metrics = "ok", job["metrics"]
+            finish(item, outcome)
+    if not state:
+        state_path.unlink(missing_ok=True)
+    else:
+        atomic_write(state_path, json.dumps(state).encode())
+    return [outcomes[item] for item in items]

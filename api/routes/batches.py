@@ -1,0 +1,106 @@
+"""/v1/batches: many files in one request; per-file errors instead of refusing the whole batch."""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import PurePath
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import CeleryDep, OwnerDep, SettingsDep, StoreDep
+from api.media import suffix
+from api.routes.jobs import read_upload
+from api.submission import parse_options, submit
+from restore.errors import InputError
+from workers.store import TERMINAL, Job, JobStore, new_id
+
+router = APIRouter(prefix="/v1/batches", tags=["batches"])
+
+
+def owned_batch(store: JobStore, batch_id: str, owner: str) -> dict:
+    batch = store.get_batch(batch_id)
+    if batch is None or batch["owner"] != owner:
+        raise HTTPException(404, f"no batch {batch_id}")
+    return batch
+
+
+def batch_view(store: JobStore, batch: dict) -> dict:
+    jobs = [store.get(job_id) for job_id in batch["jobs"]]
+    entries = [
+        {"id": job_id, "name": name, "status": job.status if job else "expired", "error": (job.error or None) if job else None}
+        for job_id, name, job in zip(batch["jobs"], batch["names"], jobs)
+    ]
+    counts = {state: sum(e["status"] == state for e in entries) for state in ("queued", "running", *TERMINAL, "expired")}
+    done = counts["queued"] == counts["running"] == 0
+    return {"id": batch["id"], "task": batch["task"], "status": "done" if done else "running", "counts": counts, "jobs": entries,
+            "links": {"self": f"/v1/batches/{batch['id']}", "archive": f"/v1/batches/{batch['id']}/archive"}}
+
+
+@router.post("", status_code=202)
+async def create_batch(
+    response: Response, store: StoreDep, celery: CeleryDep, settings: SettingsDep, owner: OwnerDep,
+    files: Annotated[list[UploadFile], File(description="the images")],
+    task: Annotated[str, Form()] = "denoise",
+    options: Annotated[str | None, Form()] = None,
+) -> dict:
+    if len(files) > settings.max_batch_files:
+        raise InputError(f"{len(files)} files; a batch takes at most {settings.max_batch_files}")
+    parsed = parse_options(options)
+    batch_id, job_ids, names = new_id(), [], []
+    for upload in files:
+        name = upload.filename or f"file{len(names)}"
+        try:
+            data = await read_upload(upload, min(settings.max_bytes, store.max_blob))
+            job = await run_in_threadpool(submit, store, celery, settings, owner, data, name, task, parsed, batch_id)
+        except InputError as e:  # this file is refused; the others go on
+            job = Job(id=new_id(), task=task, owner=owner, status="failed", error=str(e), input_name=name, batch=batch_id)
+            store.create(job, None)
+        job_ids.append(job.id)
+        names.append(name)
+    store.create_batch(batch_id, owner, task, job_ids, names)
+    response.headers["Location"] = f"/v1/batches/{batch_id}"
+    return batch_view(store, store.get_batch(batch_id))
+
+
+@router.get("/{batch_id}")
+def get_batch(batch_id: str, store: StoreDep, owner: OwnerDep) -> dict:
+    return batch_view(store, owned_batch(store, batch_id, owner))
+
+
+@router.get("/{batch_id}/archive", responses={200: {"content": {"application/zip": {}}}, 409: {"description": "not done"}})
+def get_archive(batch_id: str, store: StoreDep, owner: OwnerDep) -> Response:
+    """A zip of every result (samples as name_1, name_2, ...) and summary.json; 409 while jobs still run."""
+    batch = owned_batch(store, batch_id, owner)
+    view = batch_view(store, batch)
+    if view["status"] != "done":
+        raise HTTPException(409, f"batch {batch_id} is still running: {view['counts']}")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:  # images are compressed already
+        used: set[str] = set()
+        for entry in view["jobs"]:
+            job = store.get(entry["id"]) if entry["status"] == "succeeded" else None
+            for i in range(job.results if job else 0):
+                blob = store.result(job.id, i)
+                if blob is None:
+                    continue
+                stem = PurePath(entry["name"]).stem + (f"_{i}" if i else "")
+                name = _unique(f"{stem}.{suffix(blob)}", used)
+                entry.setdefault("outputs", []).append(name)
+                zf.writestr(name, blob)
+        zf.writestr("summary.json", json.dumps(view, indent=2))
+    return Response(buf.getvalue(), media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="batch-{batch_id}.zip"'})
+
+
+def _unique(name: str, used: set[str]) -> str:
+    """Two uploads may share a name (a/x.png and b/x.png): the second becomes x-2.png."""
+    stem, dot, ext = name.rpartition(".")
+    candidate, n = name, 1
+    while candidate in used:
+        n += 1
+        candidate = f"{stem}-{n}{dot}{ext}"
+    used.add(candidate)
+    return candidate
