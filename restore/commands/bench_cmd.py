@@ -19,23 +19,29 @@ PUBLISHED = (
 
 
 def bench(
-    task: Annotated[str, typer.Argument(help="denoise")],
-    data: Annotated[Path, typer.Option("--data", help="folder of clean images")],
+    task: Annotated[str, typer.Argument(help="denoise, or service (the HTTP service end to end)")],
+    data: Annotated[Optional[Path], typer.Option("--data", help="folder of clean images (denoise)")] = None,
     sigma: Annotated[list[float], typer.Option("--sigma", help="noise levels on the 0-255 scale")] = [15, 25, 50],
     protocol: Annotated[list[str], typer.Option("--protocol", help="8bit and/or paper")] = ["8bit", "paper"],
     limit: Annotated[Optional[int], typer.Option(help="use only the first N images (BM3D is slow)")] = None,
     baseline: Annotated[list[str], typer.Option("--baseline", help="nlm and/or bm3d")] = ["nlm", "bm3d"],
     json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the rows as JSON")] = None,
+    jobs: Annotated[int, typer.Option(help="service: small-image jobs (large ones: a tenth)")] = 50,
+    redis_url: Annotated[str, typer.Option(help="service: a Redis database the bench may flush")] = "redis://127.0.0.1:6379/14",
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
 ) -> None:
     """Benchmark a task against classical baselines on the same inputs, in this process."""
+    if task == "service":
+        return service_bench(jobs, redis_url, threads or 2, json_out)
     from restore.bench.denoise import PROTOCOLS, large_image_speed, run_bench
     from restore.batch import find_images
     from restore.tasks.base import Context
 
     if task != "denoise":
-        fail(RestoreError(f"bench is available for denoise, not {task!r}"))
+        fail(RestoreError(f"bench is available for denoise and service, not {task!r}"))
+    if data is None:
+        fail(RestoreError("bench denoise needs --data DIR (a folder of clean images)"))
     bad = [p for p in protocol if p not in PROTOCOLS] + [b for b in baseline if b not in ("nlm", "bm3d")]
     if bad:
         fail(RestoreError(f"unknown protocol or baseline: {', '.join(bad)}"))
@@ -61,3 +67,19 @@ def bench(
     if json_out:
         report = {"task": task, "data": str(data), "images": len(paths), "large_image_sec_per_mp": speed, "rows": [asdict(r) for r in rows]}
         json_out.write_text(json.dumps(report, indent=2))
+
+
+def service_bench(jobs: int, redis_url: str, threads: int, json_out: Path | None) -> None:
+    # The service bench drives the HTTP API, so it lives with it; imported only when asked for.
+    from api.bench import run_service_bench
+
+    rows = run_service_bench(redis_url, jobs, threads)
+    typer.echo(f"\nservice: one worker (concurrency 1, {threads} ONNX Runtime threads), denoise, PNG in and out\n")
+    typer.echo("| image | jobs | bare pipeline ms | end-to-end median ms | p90 ms | overhead median ms | end-to-end / bare | jobs/s |")
+    typer.echo("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        typer.echo(f"| {r['size']} | {r['jobs']} | {r['bare_pipeline_ms']:.1f} | {r['e2e_median_ms']:.1f} | {r['e2e_p90_ms']:.1f} | "
+                   f"{r['overhead_median_ms']:.1f} | {r['e2e_over_bare']:.2f} | {r['jobs_per_s']:.2f} |")
+    typer.echo("\noverhead = end-to-end time (POST to downloaded result) - the pipeline time the worker measured")
+    if json_out:
+        json_out.write_text(json.dumps(rows, indent=2))
