@@ -1,8 +1,6 @@
 """Turning an upload into a queued job: validate everything first, so bad input never reaches a queue."""
 from __future__ import annotations
 
-import json
-
 from celery import Celery
 
 from restore.errors import InputError
@@ -13,18 +11,6 @@ from workers.settings import ServiceSettings
 from workers.store import Job, JobStore, new_id
 
 RUN_JOB = "restore.run_job"
-
-
-def parse_options(text: str | None) -> dict:
-    if not text:
-        return {}
-    try:
-        options = json.loads(text)
-    except ValueError as e:
-        raise InputError(f"options is not valid JSON: {e}") from None
-    if not isinstance(options, dict):
-        raise InputError("options must be a JSON object")
-    return options
 
 
 def check_request(data: bytes, name: str, task: str, options: dict, settings: ServiceSettings) -> tuple[str, dict, str]:

@@ -1,6 +1,7 @@
 """The one place a task runs. The CLI, the batch runner, the workers and the tests all call `run`."""
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,6 +20,19 @@ class Result:
     @property
     def picture(self) -> Picture:
         return self.pictures[0]
+
+
+def options_from_json(text: str | None) -> dict:
+    """Options as the CLI's --options and the API's options field carry them: a JSON object."""
+    if not text:
+        return {}
+    try:
+        options = json.loads(text)
+    except ValueError as e:
+        raise InputError(f"options are not valid JSON: {e}") from None
+    if not isinstance(options, dict):
+        raise InputError("options must be a JSON object")
+    return options
 
 
 def parse_tasks(spec: str | Sequence[str]) -> list[str]:

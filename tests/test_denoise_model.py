@@ -1,7 +1,6 @@
 """The shipped denoiser itself: it must really denoise, tiled or not, colour and gray."""
 import numpy as np
 import pytest
-from PIL import Image
 
 from conftest import REPO
 from restore.bench.metrics import psnr

@@ -13,7 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import CeleryDep, OwnerDep, SettingsDep, StoreDep
 from api.media import suffix
 from api.routes.jobs import read_upload
-from api.submission import parse_options, submit
+from api.submission import submit
+from restore.pipeline import options_from_json
 from restore.errors import InputError
 from workers.store import TERMINAL, Job, JobStore, new_id
 
@@ -48,7 +49,7 @@ async def create_batch(
 ) -> dict:
     if len(files) > settings.max_batch_files:
         raise InputError(f"{len(files)} files; a batch takes at most {settings.max_batch_files}")
-    parsed = parse_options(options)
+    parsed = options_from_json(options)
     batch_id, job_ids, names = new_id(), [], []
     for upload in files:
         name = upload.filename or f"file{len(names)}"

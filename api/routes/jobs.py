@@ -9,7 +9,8 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import CeleryDep, OwnerDep, SettingsDep, StoreDep
 from api.media import media_type, suffix
 from api.schemas import JobCreated, JobView, links
-from api.submission import parse_options, submit
+from api.submission import submit
+from restore.pipeline import options_from_json
 from restore.errors import TooLarge
 from workers.store import Job, JobStore
 
@@ -39,7 +40,7 @@ async def create_job(
 ) -> JobCreated:
     data = await read_upload(file, min(settings.max_bytes, store.max_blob))
     # Decoding to validate is CPU work: off the event loop.
-    job = await run_in_threadpool(submit, store, celery, settings, owner, data, file.filename or "", task, parse_options(options))
+    job = await run_in_threadpool(submit, store, celery, settings, owner, data, file.filename or "", task, options_from_json(options))
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return JobCreated(id=job.id, status=job.status, links=links(job.id))
 

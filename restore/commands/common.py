@@ -1,7 +1,6 @@
 """Options and helpers shared by the commands."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -10,7 +9,7 @@ import typer
 
 from restore.errors import InputError, RestoreError
 from restore.io import FORMATS, Limits, read_image, write_image
-from restore.pipeline import run
+from restore.pipeline import options_from_json, run
 from restore.settings import Settings
 from restore.tasks.base import Context
 
@@ -31,16 +30,8 @@ def settings_from(device: str | None, threads: int | None, tile: int | None) -> 
 
 
 def parse_options(text: str | None, **flags) -> dict:
-    options = {}
-    if text:
-        try:
-            options = json.loads(text)
-        except ValueError as e:
-            raise InputError(f"--options is not valid JSON: {e}") from None
-        if not isinstance(options, dict):
-            raise InputError("--options must be a JSON object")
-    options.update({k: v for k, v in flags.items() if v is not None})
-    return options
+    """--options JSON, with the task's own flags (such as --sigma) over it."""
+    return options_from_json(text) | {k: v for k, v in flags.items() if v is not None}
 
 
 def output_suffix(fmt: str | None) -> str | None:

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from conftest import smooth_image
-from restore.io import Picture, read_image
+from restore.io import read_image
 from restore.pipeline import run
 from restore.settings import Settings
 from restore.tasks.base import Context
