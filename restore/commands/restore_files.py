@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from tqdm import tqdm
 
 from restore.commands.common import DeviceOpt, FormatOpt, OptionsOpt, ThreadsOpt, TileOpt, fail, output_suffix, parse_options, restore_file, settings_from
 from restore.errors import InputError, RestoreError
@@ -27,7 +29,9 @@ def restore_many(task: str, inputs: list[str], output: str, options: dict, fmt: 
             target = Path(output) / (Path(source).name if source != "-" else "stdin.png")
             target = target.with_suffix(suffix) if suffix else target
         try:
-            metrics = restore_file(source, target, task, options, ctx, fmt)
+            with tqdm(desc=Path(source).name, unit="tile", leave=False, disable=None) as bar:  # shown on a terminal only
+                ctx.progress = partial(_show, bar)
+                metrics = restore_file(source, target, task, options, ctx, fmt)
             if target != "-":
                 typer.echo(f"{source} -> {target}  {json.dumps(metrics['tasks'])}", err=True)
         except RestoreError as e:
@@ -53,6 +57,12 @@ def denoise(
         restore_many("denoise", inputs, output, parse_options(options, sigma=value), fmt, settings_from(device, threads, tile))
     except RestoreError as e:
         fail(e)
+
+
+def _show(bar: tqdm, done: int, total: int) -> None:
+    if bar.total != total:  # a new task in a chain starts its own count
+        bar.reset(total)
+    bar.update(done - bar.n)
 
 
 def _number(text: str, flag: str) -> float:
