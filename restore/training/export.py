@@ -9,14 +9,14 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from restore.training.nets import DenoiseUNet, UNetConfig
+from restore.training.nets import DenoiseUNet
+from restore.training.train_denoise import build_model
 
 
 def load_denoiser(checkpoint: str | Path) -> tuple[DenoiseUNet, dict]:
     """The EMA weights of a checkpoint (full or slim), in eval mode, and the checkpoint's state."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    net = state["config"]["net"]
-    model = DenoiseUNet(UNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in net.items()}))
+    model = build_model(state["config"]["net"])
     model.load_state_dict({k: v.float() for k, v in state["ema"].items()})
     return model.eval(), state
 
