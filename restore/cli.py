@@ -8,7 +8,7 @@ from restore.commands.bench_cmd import bench
 from restore.commands.models_cmd import models
 from restore.commands.restore_files import denoise
 from restore.commands.service_cmd import serve, worker
-from restore.commands.train_cmd import export, train
+from restore.commands.train_cmd import export, synth_watermarks, train
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Restore photos with trained autoencoders.")
 app.command()(denoise)
@@ -17,6 +17,7 @@ app.command()(models)
 app.command()(bench)
 app.command()(train)
 app.command()(export)
+app.command(name="synth-watermarks")(synth_watermarks)
 app.command()(serve)
 app.command()(worker)
 

@@ -15,6 +15,7 @@ from restore.settings import Settings  # noqa: E402
 from restore.tasks.base import Context  # noqa: E402
 from restore.training.data import CropSampler, add_gaussian_noise, make_gray  # noqa: E402
 from restore.training.export import export_onnx  # noqa: E402
+from restore.training.nets import WatermarkUNet  # noqa: E402
 from restore.training.nets import DenoiseUNet, UNetConfig  # noqa: E402
 
 
@@ -56,10 +57,10 @@ def test_noise_protocols():
     assert torch.equal(noisy[0, 0], noisy[0, 2]) and not torch.equal(noisy[1, 0], noisy[1, 2])
 
 
-def test_export_matches_torch_and_serves_any_size(tmp_path):
-    model = DenoiseUNet(UNetConfig(widths=(8, 16, 32), blocks=(1, 1, 1))).eval()
-    path = tmp_path / "m.onnx"
-    assert export_onnx(model, path, model.config.stride) < 1e-4
+@pytest.mark.parametrize("net", [DenoiseUNet, WatermarkUNet])
+def test_export_matches_torch(tmp_path, net):
+    model = net(UNetConfig(widths=(8, 16, 32), blocks=(1, 1, 1))).eval()
+    assert export_onnx(model, tmp_path / "m.onnx", model.config.stride) < 1e-4
 
 
 def test_train_resume_export_and_serve(photos, tmp_path):
@@ -85,3 +86,23 @@ def test_train_resume_export_and_serve(photos, tmp_path):
     from_slim = train[:5] + [str(fresh), "--init", str(tmp_path / "slim.pt")] + train[6:]
     assert runner.invoke(app, from_slim).exit_code == 0  # the committed slim checkpoint resumes too
     assert torch.load(fresh, weights_only=False)["step"] > torch.load(ckpt, weights_only=False)["step"]
+
+
+def test_dewatermark_validation_set_train_and_export(photos, tmp_path):
+    runner = CliRunner()
+    val, ckpt, models = tmp_path / "val", tmp_path / "wm.pt", tmp_path / "models"
+    result = runner.invoke(app, ["synth-watermarks", str(photos), str(val), "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert all(len(list((val / sub).glob("*.png"))) == 3 for sub in ("clean", "marked", "mask"))
+    first = np.asarray(Image.open(val / "mask" / "0.png"))
+    runner.invoke(app, ["synth-watermarks", str(photos), str(val), "--seed", "3"])
+    assert np.array_equal(first, np.asarray(Image.open(val / "mask" / "0.png")))  # seeded: the same set again
+    train = ["train", "dewatermark", "--data", str(photos), "--checkpoint", str(ckpt), "--val", str(val),
+             "--minutes", "0.03", "--batch", "2", "--patch", "32", "--threads", "1"]
+    result = runner.invoke(app, train)
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["export", "dewatermark", "--checkpoint", str(ckpt), "--out", str(models / "wm.onnx"),
+                                 "--manifest", str(models / "manifest.json")])
+    assert result.exit_code == 0, result.output
+    entry = json.loads((models / "manifest.json").read_text())["models"][0]
+    assert entry["task"] == "dewatermark" and set(entry["output"]) == {"restored", "mask"}

@@ -1,4 +1,5 @@
-"""`restore train denoise` and `restore export denoise`: the train extra (torch), imported only when run."""
+"""`restore train TASK`, `restore export TASK` and `restore synth-watermarks`: the train extra (torch),
+imported only when one of them runs."""
 from __future__ import annotations
 
 import logging
@@ -7,16 +8,14 @@ from typing import Annotated, Optional
 
 import typer
 
-TASKS = ("denoise",)
+TASKS = ("denoise", "dewatermark")
+MODEL_NAMES = {"denoise": "denoise-unet", "dewatermark": "dewatermark-unet"}
 
 
 def _check(task: str) -> None:
     if task not in TASKS:
         typer.echo(f"error: training is available for {', '.join(TASKS)}, not {task!r}", err=True)
         raise typer.Exit(2)
-
-
-def _torch():
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -25,48 +24,51 @@ def _torch():
 
 
 def train(
-    task: Annotated[str, typer.Argument(help="denoise")],
+    task: Annotated[str, typer.Argument(help="denoise or dewatermark")],
     data: Annotated[list[Path], typer.Option("--data", help="folder of clean training images (repeatable)")],
-    checkpoint: Annotated[Path, typer.Option(help="checkpoint to write and resume from")] = Path("runs/denoise/ckpt.pt"),
+    checkpoint: Annotated[Optional[Path], typer.Option(help="checkpoint to write and resume from (default runs/TASK/ckpt.pt)")] = None,
     init: Annotated[Optional[Path], typer.Option(help="start from this checkpoint's weights when --checkpoint does not exist yet")] = None,
-    val: Annotated[Optional[Path], typer.Option(help="folder of clean images for a PSNR check during training")] = None,
+    val: Annotated[Optional[Path], typer.Option(help="validation folder: clean images (denoise) or a synth-watermarks set")] = None,
     minutes: Annotated[float, typer.Option(help="length of this learning-rate cycle (a cut-short cycle is finished first)")] = 60.0,
     lr: Annotated[float, typer.Option(help="peak learning rate")] = 5e-4,
-    batch: Annotated[int, typer.Option(help="crops per step")] = 16,
-    patch: Annotated[int, typer.Option(help="crop side in pixels, a multiple of 16")] = 96,
+    batch: Annotated[Optional[int], typer.Option(help="crops per step (default 16 denoise, 12 dewatermark)")] = None,
+    patch: Annotated[Optional[int], typer.Option(help="crop side in pixels, a multiple of 16 (default 96 / 128)")] = None,
+    fonts: Annotated[Optional[list[Path]], typer.Option("--fonts", help="dewatermark: font folders (default: the system's)")] = None,
     threads: Annotated[int, typer.Option(help="torch threads; 0 = all cores")] = 0,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Train (or resume training) a model; checkpoints every few minutes."""
     _check(task)
-    _torch()
-    from restore.training.train_denoise import DenoiseTrainConfig
-    from restore.training.train_denoise import train as run_training
-
     logging.getLogger().setLevel(logging.INFO)
-    cfg = DenoiseTrainConfig(
-        data=[str(d) for d in data], val=str(val) if val else None, checkpoint=str(checkpoint), init=str(init) if init else None,
-        minutes=minutes, lr=lr, batch=batch, patch=patch, threads=threads, seed=seed,
-    )
-    run_training(cfg)
+    common = dict(data=[str(d) for d in data], val=str(val) if val else None, init=str(init) if init else None,
+                  checkpoint=str(checkpoint or Path("runs") / task / "ckpt.pt"), minutes=minutes, lr=lr, threads=threads, seed=seed)
+    common |= {k: v for k, v in {"batch": batch, "patch": patch}.items() if v is not None}
+    if task == "denoise":
+        from restore.training.train_denoise import DenoiseTrainConfig, train as run
+
+        run(DenoiseTrainConfig(**common))
+    else:
+        from restore.training.train_dewatermark import DewatermarkTrainConfig, train as run
+
+        run(DewatermarkTrainConfig(**common, fonts=[str(f) for f in fonts or []]))
 
 
 def export(
-    task: Annotated[str, typer.Argument(help="denoise")],
-    checkpoint: Annotated[Path, typer.Option(help="training checkpoint")] = Path("runs/denoise/ckpt.pt"),
-    out: Annotated[Path, typer.Option(help="ONNX file to write")] = Path("models/denoise-unet.onnx"),
+    task: Annotated[str, typer.Argument(help="denoise or dewatermark")],
+    checkpoint: Annotated[Optional[Path], typer.Option(help="training checkpoint (default runs/TASK/ckpt.pt)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="ONNX file to write (default models/NAME.onnx)")] = None,
     manifest: Annotated[Optional[Path], typer.Option(help="manifest to register the model in")] = Path("models/manifest.json"),
     version: Annotated[str, typer.Option(help="model version for the manifest")] = "1",
     slim: Annotated[Optional[Path], typer.Option(help="also write a slim fp16 resumable checkpoint here")] = None,
 ) -> None:
     """Export the EMA weights to ONNX, check ONNX Runtime against torch, and register the model."""
     _check(task)
-    _torch()
-    from restore.training.export import export_onnx, load_denoiser, register, sha256, slim_checkpoint
+    from restore.training.export import export_onnx, load_model, manifest_entry, register, slim_checkpoint
 
-    model, state = load_denoiser(checkpoint)
-    stride = model.config.stride
-    diff = export_onnx(model, out, stride)
+    checkpoint = checkpoint or Path("runs") / task / "ckpt.pt"
+    out = out or Path("models") / f"{MODEL_NAMES[task]}.onnx"
+    model, state = load_model(task, checkpoint)
+    diff = export_onnx(model, out, model.config.stride)
     typer.echo(f"wrote {out}; max |onnxruntime - torch| = {diff:.2e}")
     if diff > 1e-3:
         typer.echo("error: ONNX Runtime and torch disagree", err=True)
@@ -75,22 +77,20 @@ def export(
         slim_checkpoint(state, slim)
         typer.echo(f"wrote {slim}")
     if manifest:
-        cfg = state["config"]
-        register(manifest, {
-            "name": "denoise-unet",
-            "version": version,
-            "task": "denoise",
-            "file": out.name,
-            "sha256": sha256(out),
-            "input": {"name": "image", "layout": "NCHW", "dtype": "float32", "channels": 3, "range": [0, 1],
-                      "multiple_of": stride, "bytes_per_pixel": 300},
-            "output": {"name": "restored", "layout": "NCHW", "dtype": "float32", "channels": 3, "range": [0, 1]},
-            "training": {
-                "data": [Path(d).name for d in cfg["data"]], "steps": state["step"], "batch": cfg["batch"], "patch": cfg["patch"],
-                "noise": f"Gaussian sigma U(0, {cfg['sigma_max']}) on the 0-255 scale; {cfg['p_quantized']:.0%} clipped and rounded to 8 bits; {cfg['p_gray']:.0%} gray",
-                "architecture": state["config"]["net"],
-                "checkpoint": str(slim) if slim else None,
-            },
-            "metrics": {},
-        })
+        register(manifest, manifest_entry(task, MODEL_NAMES[task], version, out, state, slim))
         typer.echo(f"registered in {manifest}")
+
+
+def synth_watermarks(
+    source: Annotated[Path, typer.Argument(help="folder of clean images")],
+    out: Annotated[Path, typer.Argument(help="folder for clean/, marked/ and mask/")],
+    seed: Annotated[int, typer.Option(help="the set is reproducible from this seed")] = 0,
+    fonts: Annotated[Optional[list[Path]], typer.Option("--fonts", help="font folders (default: the system's)")] = None,
+) -> None:
+    """Write a fixed, seeded watermark set (for validation and `restore bench dewatermark`)."""
+    _check("dewatermark")
+    from restore.training.train_dewatermark import write_validation_set
+    from restore.training.watermarks import WatermarkSynth, find_fonts
+
+    count = write_validation_set(source, out, WatermarkSynth(find_fonts(fonts or None)), seed)
+    typer.echo(f"wrote {count} watermarked images with their masks under {out}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 
@@ -33,16 +34,15 @@ def _stack(c: int, n: int) -> nn.Sequential:
     return nn.Sequential(*[ResBlock(c) for _ in range(n)])
 
 
-class DenoiseUNet(nn.Module):
-    """Blind residual denoiser (DRUNet lineage, without the noise-level map).
+class UNet(nn.Module):
+    """The encoder-decoder every model here shares (DRUNet lineage).
 
     Pixel-unshuffle by 2 first, so the heaviest level runs on a quarter of the pixels; strided 2x2
-    convolutions down, transposed 2x2 up, additive skips. The network predicts the noise and returns
-    input - noise, so an untouched image is the easy answer at sigma 0.
+    convolutions down, transposed 2x2 up, additive skips; pixel-shuffle back to full resolution.
     x: (N, C, H, W) float in [0, 1] (noise may push it outside), H and W multiples of config.stride.
     """
 
-    def __init__(self, config: UNetConfig = UNetConfig()):
+    def __init__(self, config: UNetConfig, out_channels: int):
         super().__init__()
         self.config = config
         w, b, c = config.widths, config.blocks, config.in_channels
@@ -52,9 +52,10 @@ class DenoiseUNet(nn.Module):
         self.mid = _stack(w[-1], b[-1])
         self.up = nn.ModuleList([nn.ConvTranspose2d(w[i + 1], w[i], 2, stride=2) for i in range(len(w) - 1)])
         self.dec = nn.ModuleList([_stack(w[i], b[i]) for i in range(len(w) - 1)])
-        self.tail = nn.Sequential(nn.Conv2d(w[0], 4 * c, 3, padding=1), nn.PixelShuffle(2))
+        self.tail = nn.Sequential(nn.Conv2d(w[0], 4 * out_channels, 3, padding=1), nn.PixelShuffle(2))
 
-    def forward(self, x):
+    def decode(self, x):
+        """(N, in_channels, H, W) -> (N, out_channels, H, W)."""
         h = self.head(x)
         skips = []
         for enc, down in zip(self.enc, self.down):
@@ -64,4 +65,36 @@ class DenoiseUNet(nn.Module):
         h = self.mid(h)
         for up, dec, skip in zip(reversed(self.up), reversed(self.dec), reversed(skips)):
             h = dec(up(h) + skip)
-        return x - self.tail(h)
+        return self.tail(h)
+
+
+class DenoiseUNet(UNet):
+    """Blind residual denoiser: predicts the noise and returns input - noise, so an untouched image is
+    the easy answer at sigma 0."""
+
+    def __init__(self, config: UNetConfig = UNetConfig()):
+        super().__init__(config, config.in_channels)
+
+    def forward(self, x):
+        return x - self.decode(x)
+
+
+class WatermarkUNet(UNet):
+    """Two heads on one autoencoder: a soft watermark mask m and restored pixels r.
+
+    Returns (m * r + (1 - m) * x, m). In eval mode (and so in the exported model) mask values below
+    `keep_below` are set to 0, so pixels the model finds untouched come back exactly as they were.
+    """
+
+    keep_below = 1 / 512
+
+    def __init__(self, config: UNetConfig = UNetConfig()):
+        super().__init__(config, 1 + config.in_channels)
+
+    def forward(self, x):
+        y = self.decode(x)
+        mask = torch.sigmoid(y[:, :1])
+        if not self.training:
+            mask = mask * (mask >= self.keep_below).to(mask.dtype)
+        restored = x + y[:, 1:]
+        return mask * restored + (1 - mask) * x, mask

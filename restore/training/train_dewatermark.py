@@ -1,0 +1,135 @@
+"""Train the watermark-removal autoencoder: clean photos, synthetic watermarks drawn on the fly.
+
+Watermarks are drawn over the whole photo (so their size is relative to the photo, as real ones are)
+and then cropped, most crops centred on a marked pixel, some on clean photos so the model learns to
+leave an unmarked image alone. Loss: L1 of the composite against the clean photo, plus binary cross
+entropy of the mask against the true one (alpha above half an 8-bit step).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from restore.training.data import list_images, load_rgb
+from restore.training.loop import LoopConfig, load_state, train_loop
+from restore.training.nets import UNetConfig, WatermarkUNet
+from restore.training.watermarks import WatermarkSynth, find_fonts
+
+MASK_LEVEL = 0.5 / 255  # alpha above this changes an 8-bit pixel: that is "watermarked"
+
+
+@dataclass
+class DewatermarkTrainConfig(LoopConfig):
+    checkpoint: str = "runs/dewatermark/ckpt.pt"
+    data: list[str] = field(default_factory=list)
+    val: str | None = None  # a folder written by write_validation_set
+    fonts: list[str] = field(default_factory=list)  # default: the system's fonts
+    logos: list[str] = field(default_factory=list)
+    batch: int = 12
+    patch: int = 128
+    mask_weight: float = 0.2
+    p_clean: float = 0.1
+    net: dict = field(default_factory=lambda: asdict(UNetConfig()))
+
+
+def build_model(net: dict) -> WatermarkUNet:
+    return WatermarkUNet(UNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in net.items()}))
+
+
+class MarkedCrops:
+    """Batches of (marked, clean, true mask) crops, each (N, C, patch, patch) float in [0, 1]."""
+
+    def __init__(self, folders: list[Path], synth: WatermarkSynth, patch: int, p_clean: float, seed: int):
+        self.images = [im for im in map(load_rgb, list_images(folders)) if min(im.shape[:2]) >= patch and im.shape[2] == 3]
+        self.synth, self.patch, self.p_clean = synth, patch, p_clean
+        self.rng = np.random.default_rng(seed)
+
+    def one(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        image = self.images[self.rng.integers(len(self.images))].astype(np.float32) / 255
+        h, w, p = image.shape[0], image.shape[1], self.patch
+        if self.rng.random() < self.p_clean:
+            marked, alpha = image, np.zeros((h, w), np.float32)
+        else:
+            marked, alpha = self.synth.apply(image, self.rng)
+            marked = np.round(marked * 255) / 255  # watermarked files are 8-bit
+        hits = np.argwhere(alpha > MASK_LEVEL)
+        if len(hits) and self.rng.random() < 0.8:  # centre most crops on the watermark
+            cy, cx = hits[self.rng.integers(len(hits))]
+            y, x = int(np.clip(cy - p // 2, 0, h - p)), int(np.clip(cx - p // 2, 0, w - p))
+        else:
+            y, x = int(self.rng.integers(h - p + 1)), int(self.rng.integers(w - p + 1))
+        crop = (slice(y, y + p), slice(x, x + p))
+        return marked[crop], image[crop], (alpha[crop] > MASK_LEVEL).astype(np.float32)
+
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        marked, clean, mask = zip(*(self.one() for _ in range(n)))
+        to = lambda a: torch.from_numpy(np.ascontiguousarray(np.stack(a))).float()  # noqa: E731
+        return to(marked).permute(0, 3, 1, 2), to(clean).permute(0, 3, 1, 2), to(mask)[:, None]
+
+
+def write_validation_set(source: Path, out: Path, synth: WatermarkSynth, seed: int = 0) -> int:
+    """clean/, marked/ (8-bit PNG) and mask/ (alpha as 8-bit PNG) for every image in source; seeded."""
+    for sub in ("clean", "marked", "mask"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    paths = list_images([source])
+    for i, path in enumerate(paths):
+        image = load_rgb(path)
+        marked, alpha = synth.apply(image.astype(np.float32) / 255, np.random.default_rng(seed + i))
+        name = path.stem + ".png"
+        Image.fromarray(image).save(out / "clean" / name)
+        Image.fromarray(np.round(marked * 255).astype(np.uint8)).save(out / "marked" / name)
+        Image.fromarray(np.round(alpha * 255).astype(np.uint8)).save(out / "mask" / name)
+    return len(paths)
+
+
+def load_val(folder: str, count: int = 8, size: int = 256) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    root = Path(folder)
+    names = sorted(p.name for p in (root / "clean").glob("*.png"))[:count]
+    smallest = min(min(Image.open(root / "clean" / n).size) for n in names)
+    size = min(size, smallest) // 16 * 16
+
+    def crop(sub, n):
+        im = np.asarray(Image.open(root / sub / n), dtype=np.float32) / 255
+        y, x = (im.shape[0] - size) // 2, (im.shape[1] - size) // 2
+        return im[y : y + size, x : x + size]
+    marked = torch.from_numpy(np.stack([crop("marked", n) for n in names])).permute(0, 3, 1, 2)
+    clean = torch.from_numpy(np.stack([crop("clean", n) for n in names])).permute(0, 3, 1, 2)
+    mask = torch.from_numpy(np.stack([crop("mask", n) for n in names]))[:, None] > MASK_LEVEL
+    return marked, clean, mask
+
+
+@torch.no_grad()
+def evaluate(model, val) -> dict[str, float]:
+    marked, clean, mask = val
+    model.eval()
+    out, pred = model(marked)
+    model.train()
+    mse = ((out.clamp(0, 1) - clean) ** 2).mean(dim=(1, 2, 3))
+    hit = pred > 0.5
+    tp = (hit & mask).sum().item()
+    f1 = 2 * tp / max(1, hit.sum().item() + mask.sum().item())
+    return {"psnr": float((10 * torch.log10(1 / mse)).mean()), "mask_f1": f1}
+
+
+def train(cfg: DewatermarkTrainConfig) -> Path:
+    torch.manual_seed(cfg.seed)
+    state = load_state(cfg)
+    if state is not None:
+        cfg.net = state["config"]["net"]
+    step0 = state["step"] if state else 0
+    model = build_model(cfg.net)
+    synth = WatermarkSynth(find_fonts([Path(f) for f in cfg.fonts] or None), logos=[Path(p) for p in cfg.logos])
+    crops = MarkedCrops([Path(d) for d in cfg.data], synth, cfg.patch, cfg.p_clean, cfg.seed + step0)
+    val = load_val(cfg.val) if cfg.val else None
+
+    def step_loss(model, step):
+        marked, clean, mask = crops.batch(cfg.batch)
+        out, pred = model(marked)
+        return F.l1_loss(out, clean) + cfg.mask_weight * F.binary_cross_entropy(pred.clamp(1e-6, 1 - 1e-6), mask)
+
+    return train_loop(cfg, model, state, step_loss, (lambda ema: evaluate(ema, val)) if val is not None else None)
