@@ -49,7 +49,11 @@ class Session:
         return "cuda" if self.providers[0] == CUDA else "cpu"
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        return self.inner.run(None, {self.inner.get_inputs()[0].name: x})[0]
+        """The first output (the restored image)."""
+        return self.outputs(x)[0]
+
+    def outputs(self, x: np.ndarray) -> list[np.ndarray]:
+        return self.inner.run(None, {self.inner.get_inputs()[0].name: x})
 
 
 class Engine:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TileFn = Callable[[np.ndarray], np.ndarray]  # (1, C, h, w) float32 -> (1, C, h, w) float32
+TileFn = Callable[[np.ndarray], np.ndarray]  # (1, C, h, w) float32 -> (1, C_out, h, w) float32
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,8 @@ def tiled_run(
     tiler: Tiler,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """Apply fn to an (H, W, C) image tile by tile. The result has the image's shape and dtype.
+    """Apply fn to an (H, W, C) image tile by tile. The result is (H, W, C_out) in the image's dtype,
+    C_out being what fn returns (C for a restored image, more when a model adds a mask).
 
     Integer images are scaled to [0, 1] per tile and the result rounded and clipped back, so the
     full-size float copy of a 50-megapixel photo is never made.
@@ -87,15 +88,20 @@ def tiled_run(
     scale = _scale(image.dtype)
     ys, xs = starts(height, tiler.tile, tiler.overlap), starts(width, tiler.tile, tiler.overlap)
     wy, wx = ramps(height, tiler.tile, ys), ramps(width, tiler.tile, xs)
-    out = np.empty_like(image)
+    out: np.ndarray | None = None  # allocated once the first tile says how many channels come out
     band: np.ndarray | None = None  # float rows [band_top, band_top + len(band)) not yet final
     band_top, done, total = 0, 0, len(ys) * len(xs)
     for y, w_row in zip(ys, wy):
         h = len(w_row)
-        row = np.zeros((h, width, image.shape[2]), np.float32)
+        row = None
         for x, w_col in zip(xs, wx):
             tile = image[y : y + h, x : x + len(w_col)].astype(np.float32) / scale
-            row[:, x : x + len(w_col)] += _pad_run(fn, tile, tiler.multiple) * w_col[None, :, None]
+            result = _pad_run(fn, tile, tiler.multiple)
+            if out is None:
+                out = np.empty((height, width, result.shape[2]), image.dtype)
+            if row is None:
+                row = np.zeros((h, width, result.shape[2]), np.float32)
+            row[:, x : x + len(w_col)] += result * w_col[None, :, None]
             done += 1
             if progress:
                 progress(done, total)
@@ -112,7 +118,9 @@ def tiled_run(
 
 
 def _emit(out: np.ndarray, rows: np.ndarray, top: int, scale: float) -> None:
+    """Write finished float rows into out. In place: rows are a band's worth and never read again."""
     if np.issubdtype(out.dtype, np.integer):
-        out[top : top + len(rows)] = np.clip(np.rint(rows * scale), 0, scale).astype(out.dtype)
-    else:
-        out[top : top + len(rows)] = rows
+        rows *= scale
+        np.rint(rows, out=rows)
+        np.clip(rows, 0, scale, out=rows)
+    out[top : top + len(rows)] = rows

@@ -84,3 +84,16 @@ def test_memory_is_bounded_for_50_megapixels():
     assert out.shape == img.shape
     extra = peak - out.nbytes
     assert extra < 200 * 2**20, f"{extra / 2**20:.0f} MiB beyond the output"
+
+
+def test_a_function_may_add_channels():
+    """A model that returns a mask beside the image: (H, W, C) in, (H, W, C + 1) out, same dtype."""
+    img = np.random.default_rng(2).integers(0, 256, (300, 410, 3), dtype=np.uint8)
+
+    def with_mask(x):
+        return np.concatenate([x, x.mean(axis=1, keepdims=True)], axis=1)
+
+    out = tiled_run(img, with_mask, Tiler(128, 16, 8))
+    assert out.shape == (300, 410, 4) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[..., :3], img)
+    assert np.abs(out[..., 3].astype(int) - np.round(img.mean(axis=2)).astype(int)).max() <= 1
