@@ -28,6 +28,17 @@ def conv_model(path: Path, kernel: np.ndarray) -> None:
     path.write_bytes(model.SerializeToString())
 
 
+def watermark_model(path: Path) -> None:
+    """Two outputs like the real dewatermark model: the image unchanged, and as 'mask' its channel mean."""
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"])
+    y = helper.make_tensor_value_info("restored", TensorProto.FLOAT, ["n", 3, "h", "w"])
+    m = helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["n", 1, "h", "w"])
+    nodes = [helper.make_node("Identity", ["image"], ["restored"]), helper.make_node("ReduceMean", ["image"], ["mask"], axes=[1], keepdims=1)]
+    model = helper.make_model(helper.make_graph(nodes, "tiny-wm", [x], [y, m]), opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.write_bytes(model.SerializeToString())
+
+
 def identity_kernel() -> np.ndarray:
     k = np.zeros((3, 3, 3, 3), np.float32)
     for c in range(3):
@@ -43,15 +54,20 @@ def blur_kernel() -> np.ndarray:
 
 
 def write_models_dir(folder: Path, kernel: np.ndarray, multiple_of: int = 8) -> Path:
+    """A models folder with a tiny denoise model (a convolution) and a tiny dewatermark model."""
     folder.mkdir(parents=True, exist_ok=True)
     conv_model(folder / "tiny-denoise.onnx", kernel)
-    entry = {
-        "name": "tiny-denoise", "version": "0", "task": "denoise", "file": "tiny-denoise.onnx",
-        "sha256": hashlib.sha256((folder / "tiny-denoise.onnx").read_bytes()).hexdigest(),
-        "input": {"name": "image", "multiple_of": multiple_of, "bytes_per_pixel": 64},
-        "output": {"name": "restored"},
-    }
-    (folder / "manifest.json").write_text(json.dumps({"models": [entry]}))
+    watermark_model(folder / "tiny-dewatermark.onnx")
+    entries = [
+        {
+            "name": f"tiny-{task}", "version": "0", "task": task, "file": f"tiny-{task}.onnx",
+            "sha256": hashlib.sha256((folder / f"tiny-{task}.onnx").read_bytes()).hexdigest(),
+            "input": {"name": "image", "multiple_of": multiple_of, "bytes_per_pixel": 64},
+            "output": {"name": "restored"},
+        }
+        for task in ("denoise", "dewatermark")
+    ]
+    (folder / "manifest.json").write_text(json.dumps({"models": entries}))
     return folder
 
 

@@ -41,3 +41,16 @@ def test_bench_runs_the_baselines_on_the_same_inputs(identity_ctx, identity_mode
     assert "| 8bit | 15 | nlm |" in result.output and "CBM3D 33.52" in result.output
     report = json.loads((tmp_path / "b.json").read_text())
     assert len(report["rows"]) == 3 and report["images"] == 2 and report["large_image_sec_per_mp"] > 0
+
+
+def test_dewatermark_bench(identity_ctx, tmp_path):
+    from restore.bench.dewatermark import run_bench as run_watermark_bench
+
+    for i in range(2):
+        Image.fromarray(np.round(smooth_image(96, 128, seed=i) * 255).astype(np.uint8)).save(tmp_path / f"{i}.png")
+    rows = {r.method: r for r in run_watermark_bench(sorted(tmp_path.glob("*.png")), identity_ctx, seed=5)}
+    ours, marked = rows["restore (ours)"], rows["watermarked input"]
+    # The tiny model returns its input: it must score exactly as the watermarked input does.
+    assert ours.psnr == marked.psnr and ours.psnr_in_mask == marked.psnr_in_mask and ours.mask_f1 is not None
+    assert rows["cv2.inpaint Telea, true mask"].psnr_in_mask > marked.psnr_in_mask
+    assert marked.psnr_outside == float("inf")  # outside the true mask a saved watermarked file is the photo

@@ -48,7 +48,7 @@ def test_noise_level_is_estimated(sigma):
 @pytest.mark.parametrize(
     "tasks,options,message",
     [
-        ("sharpen", {}, "unknown task 'sharpen'; choose from denoise"),
+        ("sharpen", {}, "unknown task 'sharpen'; choose from denoise, dewatermark"),
         ("", {}, "no task"),
         ("denoise", {"sigmaa": 3}, "unknown option(s) sigmaa"),
         ("denoise", {"sigma": -1}, "between 0 and 100"),
@@ -63,3 +63,20 @@ def test_bad_requests_are_input_errors(identity_ctx, tasks, options, message):
 def test_chain_parsing():
     assert parse_tasks("denoise, denoise") == ["denoise", "denoise"]
     assert parse_tasks(["denoise"]) == ["denoise"]
+
+
+@pytest.mark.parametrize("channels,dtype", [(3, np.uint8), (1, np.uint16)])
+def test_dewatermark_keeps_the_image_and_reports_the_marked_fraction(identity_ctx, channels, dtype):
+    top = np.iinfo(dtype).max
+    color = np.zeros((40, 60, channels), dtype)
+    color[:, :15] = top  # a quarter of the image is bright: the tiny model's "mask" there is 1
+    result = run("dewatermark", picture(color), {}, identity_ctx)
+    np.testing.assert_array_equal(result.picture.color, color)
+    assert result.metrics["tasks"]["dewatermark"]["watermarked_fraction"] == pytest.approx(0.25)
+
+
+def test_chains_run_in_order(identity_ctx):
+    color = u8(smooth_image(32, 48))
+    result = run("dewatermark,denoise", picture(color), {"sigma": 10}, identity_ctx)
+    assert list(result.metrics["tasks"]) == ["dewatermark", "denoise"]
+    np.testing.assert_array_equal(result.picture.color, color)

@@ -59,6 +59,22 @@ def denoise(
         fail(e)
 
 
+def dewatermark(
+    inputs: Annotated[list[str], typer.Argument(help="image files, or - for stdin")],
+    output: Annotated[str, typer.Option("--output", "-o", help="output file, folder (several inputs), or - for stdout")],
+    options: OptionsOpt = None,
+    fmt: FormatOpt = None,
+    device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
+    tile: TileOpt = None,
+) -> None:
+    """Find and remove visible watermarks (text, logos, tiled patterns); no mask needed."""
+    try:
+        restore_many("dewatermark", inputs, output, parse_options(options), fmt, settings_from(device, threads, tile))
+    except RestoreError as e:
+        fail(e)
+
+
 def _show(bar: tqdm, done: int, total: int) -> None:
     if bar.total != total:  # a new task in a chain starts its own count
         bar.reset(total)

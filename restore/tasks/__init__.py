@@ -4,10 +4,10 @@ from __future__ import annotations
 from types import ModuleType
 
 from restore.errors import InputError
-from restore.tasks import denoise
+from restore.tasks import denoise, dewatermark
 
-TASKS: dict[str, ModuleType] = {denoise.NAME: denoise}
-OPTIONS = {denoise.NAME: denoise.DenoiseOptions}
+TASKS: dict[str, ModuleType] = {denoise.NAME: denoise, dewatermark.NAME: dewatermark}
+OPTIONS = {denoise.NAME: denoise.DenoiseOptions, dewatermark.NAME: dewatermark.DewatermarkOptions}
 
 
 def get_task(name: str) -> ModuleType:

@@ -110,7 +110,7 @@ def test_models_health_ready_and_metrics(client, workers, identity_models):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 503 and "no worker" in ready.json()["detail"]
-    assert [m["name"] for m in client.get("/v1/models").json()] == ["tiny-denoise"]
+    assert sorted(m["name"] for m in client.get("/v1/models").json()) == ["tiny-denoise", "tiny-dewatermark"]
     workers.start(identity_models)
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["workers"][0]["providers"] == ["CPUExecutionProvider"]
