@@ -35,6 +35,11 @@ def providers_for(device: str) -> list[str]:
     raise DeviceError(f"unknown device {device!r}; choose auto, cpu or cuda")
 
 
+def device_of(providers: list[str]) -> str:
+    """'cuda' when CUDA leads the providers, else 'cpu'."""
+    return "cuda" if providers and providers[0] == CUDA else "cpu"
+
+
 @dataclass
 class Session:
     model: ModelInfo
@@ -46,7 +51,7 @@ class Session:
 
     @property
     def device(self) -> str:
-        return "cuda" if self.providers[0] == CUDA else "cpu"
+        return device_of(self.providers)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """The first output (the restored image)."""

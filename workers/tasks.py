@@ -11,7 +11,7 @@ import redis
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
-from restore.engine import providers_for
+from restore.engine import device_of, providers_for
 from restore.errors import RestoreError
 from restore.io import Limits, encode_image, read_image
 from restore.pipeline import parse_tasks, run
@@ -78,8 +78,7 @@ def execute(jobs: JobStore, job_id: str, ctx: Context, service: ServiceSettings)
                     error=f"gave up after {service.max_deliveries} attempts: the worker running it died each time")
         return "failed"
     providers = providers_for(service.device)
-    jobs.update(job_id, status="running", started=time.time(), device="cuda" if "CUDA" in providers[0] else "cpu",
-                providers=providers, error="")
+    jobs.update(job_id, status="running", started=time.time(), device=device_of(providers), providers=providers, error="")
     data = jobs.input(job_id)
     try:
         if data is None:
@@ -128,8 +127,9 @@ _stop = threading.Event()
 @worker_ready.connect
 def _announce(sender=None, **_):
     queues = sorted(q.name for q in sender.app.amqp.queues.consume_from.values()) if sender else []
-    info = {"pid": os.getpid(), "queues": queues, "providers": providers_for(settings.device),
-            "device": settings.device, "concurrency": getattr(getattr(sender, "controller", None), "concurrency", None)}
+    providers = providers_for(settings.device)
+    info = {"pid": os.getpid(), "queues": queues, "providers": providers, "device": device_of(providers),
+            "concurrency": getattr(getattr(sender, "controller", None), "concurrency", None)}
     start_heartbeat(store().redis, info, _stop)
 
 

@@ -114,6 +114,7 @@ def test_models_health_ready_and_metrics(client, workers, identity_models):
     workers.start(identity_models)
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["workers"][0]["providers"] == ["CPUExecutionProvider"]
+    assert ready.json()["workers"][0]["device"] == "cpu" and ready.json()["workers"][0]["queues"] == ["cpu"]
     wait_for(client, submit(client, png_bytes()).json()["id"])
     text = client.get("/metrics").text
     assert 'restore_jobs_finished_total{state="succeeded"} 1.0' in text
