@@ -5,7 +5,7 @@ from celery import Celery
 
 from restore.errors import InputError
 from restore.io import FORMATS, Limits, read_image
-from restore.pipeline import validate
+from restore.pipeline import check_mask, validate
 from workers.registry import live_workers
 from workers.settings import ServiceSettings
 from workers.store import Job, JobStore, new_id
@@ -13,9 +13,10 @@ from workers.store import Job, JobStore, new_id
 RUN_JOB = "restore.run_job"
 
 
-def check_request(data: bytes, name: str, task: str, options: dict, settings: ServiceSettings) -> tuple[str, dict, str]:
+def check_request(data: bytes, name: str, task: str, options: dict, settings: ServiceSettings,
+                  mask: bytes | None = None) -> tuple[str, dict, str]:
     """(task chain, task options, output format) for a valid request; InputError (or TooLarge) otherwise.
-    The image is decoded here once, so a corrupt upload is refused before it is queued."""
+    The image (and mask) are decoded here once, so a corrupt upload is refused before it is queued."""
     options = dict(options)
     fmt = str(options.pop("format", "") or "").lower()
     if fmt and fmt not in FORMATS:
@@ -23,7 +24,10 @@ def check_request(data: bytes, name: str, task: str, options: dict, settings: Se
     names, _ = validate(task, options)
     if not data:
         raise InputError(f"{name or 'the upload'} is an empty file")
-    read_image(data, Limits(settings.max_bytes, settings.max_pixels))
+    limits = Limits(settings.max_bytes, settings.max_pixels)
+    picture = read_image(data, limits)
+    if mask is not None:
+        check_mask(names, read_image(mask, limits), picture)
     return ",".join(names), options, fmt
 
 
@@ -32,8 +36,8 @@ def choose_queue(store: JobStore) -> str:
     return "gpu" if any("gpu" in w.get("queues", ()) for w in live_workers(store.redis)) else "cpu"
 
 
-def enqueue(store: JobStore, celery: Celery, job: Job, data: bytes) -> Job:
-    store.create(job, data)
+def enqueue(store: JobStore, celery: Celery, job: Job, data: bytes, mask: bytes | None = None) -> Job:
+    store.create(job, data, mask)
     try:
         celery.send_task(RUN_JOB, args=[job.id], queue=job.queue)
         store.redis.incr("restore:stats:submitted")
@@ -44,8 +48,8 @@ def enqueue(store: JobStore, celery: Celery, job: Job, data: bytes) -> Job:
 
 
 def submit(store: JobStore, celery: Celery, settings: ServiceSettings, owner: str, data: bytes, name: str,
-           task: str, options: dict, batch: str = "") -> Job:
-    chain, task_options, fmt = check_request(data, name, task, options, settings)
+           task: str, options: dict, batch: str = "", mask: bytes | None = None) -> Job:
+    chain, task_options, fmt = check_request(data, name, task, options, settings, mask)
     job = Job(id=new_id(), task=chain, owner=owner, options=task_options, queue=choose_queue(store),
               input_name=name, output_format=fmt, batch=batch)
-    return enqueue(store, celery, job, data)
+    return enqueue(store, celery, job, data, mask)

@@ -57,8 +57,9 @@ class Session:
         """The first output (the restored image)."""
         return self.outputs(x)[0]
 
-    def outputs(self, x: np.ndarray) -> list[np.ndarray]:
-        return self.inner.run(None, {self.inner.get_inputs()[0].name: x})
+    def outputs(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        """Every output, for the model's inputs in their declared order."""
+        return self.inner.run(None, {i.name: x for i, x in zip(self.inner.get_inputs(), inputs)})
 
 
 class Engine:

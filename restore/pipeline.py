@@ -6,6 +6,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from restore.errors import InputError
 from restore.io import Picture
 from restore.tasks import OPTIONS, get_task
@@ -62,16 +64,32 @@ def validate(tasks: str | Sequence[str], options: Mapping | None) -> tuple[list[
     return names, {t: parse_options(OPTIONS[t], t, opts) for t, opts in split_options(names, options).items()}
 
 
-def run(tasks: str | Sequence[str], picture: Picture, options: Mapping | None, ctx: Context) -> Result:
-    """Run a task chain on a picture. Each result keeps the input's size, bit depth, alpha and format."""
+def check_mask(names: list[str], mask: Picture, picture: Picture) -> np.ndarray:
+    """A user's mask as (H, W) float in [0, 1], white (opaque) where the damage is. InputError if no task
+    in the chain takes a mask or the sizes differ."""
+    if not any(getattr(get_task(n), "USES_MASK", False) for n in names):
+        raise InputError(f"a mask is used only by {', '.join(t for t in OPTIONS if getattr(get_task(t), 'USES_MASK', False))}")
+    if mask.size != picture.size:
+        raise InputError(f"the mask is {mask.size[0]}x{mask.size[1]}, the image {picture.size[0]}x{picture.size[1]}; they must match")
+    top = float(np.iinfo(mask.color.dtype).max)
+    m = mask.color.astype(np.float32).mean(axis=2) / top
+    return m * (mask.alpha / top) if mask.alpha is not None else m
+
+
+def run(tasks: str | Sequence[str], picture: Picture, options: Mapping | None, ctx: Context, mask: Picture | None = None) -> Result:
+    """Run a task chain on a picture. Each result keeps the input's size, bit depth, alpha and format.
+    mask: the user's mask of the damage, for the tasks that take one (dewatermark)."""
     names, parsed = validate(tasks, options)
+    hint = check_mask(names, mask, picture) if mask is not None else None
     width, height = picture.size
     metrics: dict = {"tasks": {}, "width": width, "height": height}
     started = time.perf_counter()
     color = picture.color
     for name in names:
         t0 = time.perf_counter()
-        color, task_metrics = get_task(name).run(color, parsed[name], ctx)
+        task = get_task(name)
+        args = (hint,) if hint is not None and getattr(task, "USES_MASK", False) else ()
+        color, task_metrics = task.run(color, parsed[name], ctx, *args)
         task_metrics["seconds"] = round(time.perf_counter() - t0, 3)
         metrics["tasks"][name] = task_metrics
     metrics["seconds"] = round(time.perf_counter() - started, 3)

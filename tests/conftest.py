@@ -29,12 +29,18 @@ def conv_model(path: Path, kernel: np.ndarray) -> None:
 
 
 def watermark_model(path: Path) -> None:
-    """Two outputs like the real dewatermark model: the image unchanged, and as 'mask' its channel mean."""
+    """Inputs and outputs like the real dewatermark model: the image comes back unchanged, and the 'mask'
+    is the larger of its channel mean and the hint."""
     x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"])
+    hint = helper.make_tensor_value_info("hint", TensorProto.FLOAT, ["n", 1, "h", "w"])
     y = helper.make_tensor_value_info("restored", TensorProto.FLOAT, ["n", 3, "h", "w"])
     m = helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["n", 1, "h", "w"])
-    nodes = [helper.make_node("Identity", ["image"], ["restored"]), helper.make_node("ReduceMean", ["image"], ["mask"], axes=[1], keepdims=1)]
-    model = helper.make_model(helper.make_graph(nodes, "tiny-wm", [x], [y, m]), opset_imports=[helper.make_opsetid("", 17)])
+    nodes = [
+        helper.make_node("Identity", ["image"], ["restored"]),
+        helper.make_node("ReduceMean", ["image"], ["mean"], axes=[1], keepdims=1),
+        helper.make_node("Max", ["mean", "hint"], ["mask"]),
+    ]
+    model = helper.make_model(helper.make_graph(nodes, "tiny-wm", [x, hint], [y, m]), opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     path.write_bytes(model.SerializeToString())
 

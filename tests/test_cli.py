@@ -162,3 +162,15 @@ def test_50_megapixel_photo_in_bounded_memory(identity_models, tmp_path):
     assert (tmp_path / "out.bmp").stat().st_size == src.stat().st_size
     assert peak_mb < 2048, f"peak {peak_mb:.0f} MB"
     print(f"50 MP peak memory: {peak_mb:.0f} MB")
+
+
+def test_dewatermark_with_and_without_a_mask(cli, tmp_path):
+    src = make_image(tmp_path / "a.png")
+    hint = make_image(tmp_path / "m.png", mode="L")
+    assert cli("dewatermark", src, "-o", tmp_path / "blind.png").exit_code == 0
+    result = cli("dewatermark", src, "--mask", hint, "-o", tmp_path / "guided.png")
+    assert result.exit_code == 0, result.output
+    assert '"guided": true' in result.output
+    np.testing.assert_array_equal(pixels(tmp_path / "guided.png"), pixels(src))  # the tiny model keeps the image
+    result = cli("dewatermark", src, src, "--mask", hint, "-o", tmp_path / "out")
+    assert result.exit_code == 1 and "single input" in result.output

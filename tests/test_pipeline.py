@@ -80,3 +80,16 @@ def test_chains_run_in_order(identity_ctx):
     result = run("dewatermark,denoise", picture(color), {"sigma": 10}, identity_ctx)
     assert list(result.metrics["tasks"]) == ["dewatermark", "denoise"]
     np.testing.assert_array_equal(result.picture.color, color)
+
+
+def test_a_user_mask_guides_dewatermark(identity_ctx):
+    color = np.zeros((40, 60, 3), np.uint8)
+    hint = np.zeros((40, 60, 1), np.uint8)
+    hint[:20] = 255  # the user marks the top half
+    result = run("dewatermark", picture(color), {}, identity_ctx, mask=picture(hint))
+    metrics = result.metrics["tasks"]["dewatermark"]
+    assert metrics["guided"] and metrics["watermarked_fraction"] == pytest.approx(0.5)
+    with pytest.raises(InputError, match="the mask is 60x20, the image 60x40"):
+        run("dewatermark", picture(color), {}, identity_ctx, mask=picture(hint[:20]))
+    with pytest.raises(InputError, match="a mask is used only by dewatermark"):
+        run("denoise", picture(color), {}, identity_ctx, mask=picture(hint))

@@ -57,9 +57,9 @@ def test_noise_protocols():
     assert torch.equal(noisy[0, 0], noisy[0, 2]) and not torch.equal(noisy[1, 0], noisy[1, 2])
 
 
-@pytest.mark.parametrize("net", [DenoiseUNet, WatermarkUNet])
-def test_export_matches_torch(tmp_path, net):
-    model = net(UNetConfig(widths=(8, 16, 32), blocks=(1, 1, 1))).eval()
+@pytest.mark.parametrize("net,channels", [(DenoiseUNet, 3), (WatermarkUNet, 4)])
+def test_export_matches_torch(tmp_path, net, channels):
+    model = net(UNetConfig(in_channels=channels, widths=(8, 16, 32), blocks=(1, 1, 1))).eval()
     assert export_onnx(model, tmp_path / "m.onnx", model.config.stride) < 1e-4
 
 

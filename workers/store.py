@@ -104,16 +104,20 @@ class JobStore:
         if len(blob) > self.max_blob:
             raise BlobTooLarge(f"{what} is {len(blob) / 2**20:.1f} MB; the store's limit is {self.max_blob / 2**20:.1f} MB")
 
-    def create(self, job: Job, blob: bytes | None) -> None:
-        """Store a job and its upload (None for a job refused at submission: only the record is kept)."""
-        if blob is not None:
-            self._check_size(blob, "the upload")
+    def create(self, job: Job, blob: bytes | None, mask: bytes | None = None) -> None:
+        """Store a job, its upload (None for a job refused at submission: only the record is kept) and
+        the user's mask, if any."""
+        for data, what in ((blob, "the upload"), (mask, "the mask")):
+            if data is not None:
+                self._check_size(data, what)
         job.created = job.created or time.time()
         with self.redis.pipeline() as pipe:
             pipe.hset(self.key(job.id), mapping=job.to_redis())
             pipe.expire(self.key(job.id), self.ttl)
             if blob is not None:
                 pipe.set(self.key(job.id, "input"), blob, ex=self.ttl)
+            if mask is not None:
+                pipe.set(self.key(job.id, "mask"), mask, ex=self.ttl)
             pipe.execute()
 
     def create_batch(self, batch_id: str, owner: str, task: str, job_ids: list[str], names: list[str]) -> None:
@@ -148,6 +152,9 @@ class JobStore:
     def input(self, job_id: str) -> bytes | None:
         return self.redis.get(self.key(job_id, "input"))
 
+    def mask(self, job_id: str) -> bytes | None:
+        return self.redis.get(self.key(job_id, "mask"))
+
     def put_results(self, job_id: str, blobs: list[bytes]) -> None:
         for i, blob in enumerate(blobs):
             self._check_size(blob, f"result {i}")
@@ -160,7 +167,7 @@ class JobStore:
         return self.redis.get(self.key(job_id, f"result:{index}"))
 
     def _blob_keys(self, job: Job | None, job_id: str) -> list[str]:
-        return [self.key(job_id, "input")] + [self.key(job_id, f"result:{i}") for i in range(max(job.results if job else 0, 8))]
+        return [self.key(job_id, "input"), self.key(job_id, "mask")] + [self.key(job_id, f"result:{i}") for i in range(max(job.results if job else 0, 8))]
 
     def cancel(self, job_id: str) -> None:
         """Mark canceled and drop the blobs; the record stays (until its TTL) so pollers see why."""

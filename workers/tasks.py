@@ -83,8 +83,11 @@ def execute(jobs: JobStore, job_id: str, ctx: Context, service: ServiceSettings)
     try:
         if data is None:
             raise RestoreError("the upload expired before the job ran")
-        picture = read_image(data, Limits(service.max_bytes, service.max_pixels))
-        result = run(parse_tasks(job.task), picture, job.options, replace(ctx, progress=progress_writer(jobs, job_id)))
+        limits = Limits(service.max_bytes, service.max_pixels)
+        picture = read_image(data, limits)
+        mask = jobs.mask(job_id)
+        result = run(parse_tasks(job.task), picture, job.options, replace(ctx, progress=progress_writer(jobs, job_id)),
+                     read_image(mask, limits) if mask else None)
         blobs = [encode_image(p, job.output_format or None) for p in result.pictures]
         jobs.put_results(job_id, blobs)
         state, extra = "succeeded", {"metrics": result.metrics, "results": len(blobs)}

@@ -37,10 +37,14 @@ async def create_job(
     file: Annotated[UploadFile, File(description="the image")],
     task: Annotated[str, Form(description="denoise, or a chain such as dewatermark,denoise")] = "denoise",
     options: Annotated[str | None, Form(description='JSON, e.g. {"sigma": 25, "format": "png"}')] = None,
+    mask: Annotated[UploadFile | None, File(description="optional, dewatermark: white where the watermark is")] = None,
 ) -> JobCreated:
-    data = await read_upload(file, min(settings.max_bytes, store.max_blob))
+    limit = min(settings.max_bytes, store.max_blob)
+    data = await read_upload(file, limit)
+    mask_data = await read_upload(mask, limit) if mask is not None else None
     # Decoding to validate is CPU work: off the event loop.
-    job = await run_in_threadpool(submit, store, celery, settings, owner, data, file.filename or "", task, options_from_json(options))
+    job = await run_in_threadpool(submit, store, celery, settings, owner, data, file.filename or "", task,
+                                  options_from_json(options), "", mask_data)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return JobCreated(id=job.id, status=job.status, links=links(job.id))
 

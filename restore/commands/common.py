@@ -42,11 +42,12 @@ def output_suffix(fmt: str | None) -> str | None:
     return "." + fmt.lower()
 
 
-def restore_file(source: Path | str, target: Path | str, tasks: str, options: dict, ctx: Context, fmt: str | None) -> dict:
-    """Read, run the pipeline, write. '-' reads stdin or writes stdout."""
+def restore_file(source: Path | str, target: Path | str, tasks: str, options: dict, ctx: Context, fmt: str | None,
+                 mask: Path | None = None) -> dict:
+    """Read, run the pipeline, write. '-' reads stdin or writes stdout. mask: the user's mask file."""
     limits = Limits(ctx.settings.max_bytes, ctx.settings.max_pixels)
     picture = read_image(sys.stdin.buffer if str(source) == "-" else source, limits)
-    result = run(tasks, picture, options, ctx)
+    result = run(tasks, picture, options, ctx, read_image(mask, limits) if mask else None)
     if str(target) == "-":
         write_image(result.picture, sys.stdout.buffer, fmt)
         sys.stdout.buffer.flush()

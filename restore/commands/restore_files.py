@@ -14,8 +14,10 @@ from restore.errors import InputError, RestoreError
 from restore.tasks.base import Context
 
 
-def restore_many(task: str, inputs: list[str], output: str, options: dict, fmt: str | None, settings) -> None:
+def restore_many(task: str, inputs: list[str], output: str, options: dict, fmt: str | None, settings, mask: Path | None = None) -> None:
     suffix = output_suffix(fmt)
+    if mask and len(inputs) > 1:
+        raise InputError("--mask belongs to one image: give a single input")
     if len(inputs) > 1 and (output == "-" or Path(output).suffix):
         raise InputError(f"{len(inputs)} inputs need an output folder, not {output!r}")
     if "-" in inputs and len(inputs) > 1:
@@ -31,7 +33,7 @@ def restore_many(task: str, inputs: list[str], output: str, options: dict, fmt: 
         try:
             with tqdm(desc=Path(source).name, unit="tile", leave=False, disable=None) as bar:  # shown on a terminal only
                 ctx.progress = partial(_show, bar)
-                metrics = restore_file(source, target, task, options, ctx, fmt)
+                metrics = restore_file(source, target, task, options, ctx, fmt, mask)
             if target != "-":
                 typer.echo(f"{source} -> {target}  {json.dumps(metrics['tasks'])}", err=True)
         except RestoreError as e:
@@ -62,6 +64,7 @@ def denoise(
 def dewatermark(
     inputs: Annotated[list[str], typer.Argument(help="image files, or - for stdin")],
     output: Annotated[str, typer.Option("--output", "-o", help="output file, folder (several inputs), or - for stdout")],
+    mask: Annotated[Optional[Path], typer.Option(help="optional: an image, white where the watermark is, to guide the model")] = None,
     options: OptionsOpt = None,
     fmt: FormatOpt = None,
     device: DeviceOpt = None,
@@ -70,7 +73,7 @@ def dewatermark(
 ) -> None:
     """Find and remove visible watermarks (text, logos, tiled patterns); no mask needed."""
     try:
-        restore_many("dewatermark", inputs, output, parse_options(options), fmt, settings_from(device, threads, tile))
+        restore_many("dewatermark", inputs, output, parse_options(options), fmt, settings_from(device, threads, tile), mask)
     except RestoreError as e:
         fail(e)
 

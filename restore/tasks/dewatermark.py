@@ -1,4 +1,4 @@
-"""dewatermark: find and repaint visible watermarks, blind (no mask needed)."""
+"""dewatermark: find and repaint visible watermarks, blind, or guided by the user's mask when given."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,19 +7,22 @@ from restore.engine import Session
 from restore.tasks.base import Context, Options, run_tiled
 
 NAME = "dewatermark"
+USES_MASK = True  # the pipeline hands this task the user's mask, when there is one
 
 
 class DewatermarkOptions(Options):
     pass
 
 
-def dewatermark_fn(session: Session):
-    """The tile function: (1, C, h, w) -> (1, C + 1, h, w), the restored image and the found mask.
-    Gray tiles run as three equal channels and are averaged back."""
+def dewatermark_fn(session: Session, hinted: bool):
+    """The tile function: (1, C [+ 1 hint], h, w) -> (1, C + 1, h, w), the restored image and the found
+    mask. Without a hint the model gets zeros (blind). Gray tiles run as three equal channels."""
 
     def fn(x: np.ndarray) -> np.ndarray:
-        channels = x.shape[1]
-        restored, mask = session.outputs(np.repeat(x, 3, axis=1) if channels == 1 else x.astype(np.float32, copy=False))
+        image, hint = (x[:, :-1], x[:, -1:]) if hinted else (x, np.zeros_like(x[:, :1]))
+        channels = image.shape[1]
+        rgb = np.repeat(image, 3, axis=1) if channels == 1 else image
+        restored, mask = session.outputs(rgb.astype(np.float32, copy=False), hint.astype(np.float32, copy=False))
         if channels == 1:
             restored = restored.mean(axis=1, keepdims=True)
         return np.concatenate([restored, mask], axis=1)
@@ -27,16 +30,21 @@ def dewatermark_fn(session: Session):
     return fn
 
 
-def run(image: np.ndarray, options: DewatermarkOptions, ctx: Context) -> tuple[np.ndarray, dict]:
-    """image: (H, W, C) uint8/uint16/float32. Returns the same shape and dtype, and the job's metrics.
-    Pixels the model finds unmarked come back exactly as they were."""
+def run(image: np.ndarray, options: DewatermarkOptions, ctx: Context, mask: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+    """image: (H, W, C) uint8/uint16/float32; mask: None or (H, W) float in [0, 1], 1 where the user
+    says the watermark is. Returns the same shape and dtype, and the job's metrics. Pixels the model
+    finds unmarked come back exactly as they were."""
     session = ctx.session(NAME)
-    out = run_tiled(ctx, session, image, dewatermark_fn(session))
     channels = image.shape[2]
-    color, mask = out[..., :channels], out[..., channels]
-    half = 0.5 * (np.iinfo(mask.dtype).max if np.issubdtype(mask.dtype, np.integer) else 1.0)
+    if mask is not None:  # the hint travels through the tiles as one more channel of the image
+        top = np.iinfo(image.dtype).max if np.issubdtype(image.dtype, np.integer) else 1.0
+        image = np.dstack([image, np.round(mask * top).astype(image.dtype) if top != 1.0 else mask.astype(image.dtype)])
+    out = run_tiled(ctx, session, image, dewatermark_fn(session, hinted=mask is not None))
+    color, found = out[..., :channels], out[..., channels]
+    half = 0.5 * (np.iinfo(found.dtype).max if np.issubdtype(found.dtype, np.integer) else 1.0)
     metrics = {
-        "watermarked_fraction": round(float((mask > half).mean()), 5),
+        "watermarked_fraction": round(float((found > half).mean()), 5),
+        "guided": mask is not None,
         "model": f"{session.model.name}@{session.model.version}",
         "providers": session.providers,
     }

@@ -10,6 +10,7 @@ import onnxruntime as ort
 import torch
 
 from restore.training import train_denoise, train_dewatermark
+from restore.training.nets import WatermarkUNet
 
 BUILDERS = {"denoise": train_denoise.build_model, "dewatermark": train_dewatermark.build_model}
 OUTPUTS = {"denoise": ["restored"], "dewatermark": ["restored", "mask"]}
@@ -23,25 +24,41 @@ def load_model(task: str, checkpoint: str | Path) -> tuple[torch.nn.Module, dict
     return model.eval(), state
 
 
+class _Served(torch.nn.Module):
+    """What serving runs: the watermark model without its training-only pixel head output."""
+
+    def __init__(self, model: WatermarkUNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image, hint):
+        restored, mask, _ = self.model(image, hint)
+        return restored, mask
+
+
 def export_onnx(model: torch.nn.Module, path: str | Path, stride: int, opset: int = 17) -> float:
     """Write the ONNX file and return the largest |ORT - torch| difference on a random non-square input."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
-        outputs = model(torch.rand(1, 3, stride, stride))
-    names = ["restored"] if isinstance(outputs, torch.Tensor) else ["restored", "mask"]
-    dynamic = {"batch": 0, "height": 2, "width": 3}
+    watermark = isinstance(model, WatermarkUNet)
+    model = _Served(model).eval() if watermark else model
+    inputs, outputs = (["image", "hint"], ["restored", "mask"]) if watermark else (["image"], ["restored"])
+
+    def example(h: int, w: int) -> tuple[torch.Tensor, ...]:
+        image = torch.rand(1, 3, h, w)
+        return (image, (torch.rand(1, 1, h, w) > 0.8).float()) if watermark else (image,)
+
+    dynamic = {0: "batch", 2: "height", 3: "width"}
     torch.onnx.export(
-        model, (torch.rand(1, 3, 2 * stride, 3 * stride),), str(path), dynamo=False, opset_version=opset,
-        input_names=["image"], output_names=names,
-        dynamic_axes={n: {v: k for k, v in dynamic.items()} for n in ["image", *names]},
+        model, example(2 * stride, 3 * stride), str(path), dynamo=False, opset_version=opset,
+        input_names=inputs, output_names=outputs, dynamic_axes={n: dynamic for n in inputs + outputs},
     )
-    x = torch.rand(1, 3, 5 * stride, 7 * stride)
+    x = example(5 * stride, 7 * stride)
     with torch.no_grad():
-        expected = model(x)
+        expected = model(*x)
     expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"image": x.numpy()})
+    got = session.run(None, {name: t.numpy() for name, t in zip(inputs, x)})
     return max(float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected))
 
 
@@ -60,7 +77,8 @@ def manifest_entry(task: str, name: str, version: str, onnx_path: Path, state: d
     return {
         "name": name, "version": version, "task": task, "file": onnx_path.name, "sha256": sha256(onnx_path),
         "input": {"name": "image", "layout": "NCHW", "dtype": "float32", "channels": 3, "range": [0, 1],
-                  "multiple_of": BUILDERS[task](cfg["net"]).config.stride, "bytes_per_pixel": 300},
+                  "multiple_of": BUILDERS[task](cfg["net"]).config.stride, "bytes_per_pixel": 300,
+                  **({"hint": "mask (N, 1, H, W) in [0, 1], zeros when none"} if task == "dewatermark" else {})},
         "output": {n: {"layout": "NCHW", "dtype": "float32", "channels": 3 if n == "restored" else 1, "range": [0, 1]}
                    for n in OUTPUTS[task]},
         "training": {

@@ -82,19 +82,23 @@ class DenoiseUNet(UNet):
 class WatermarkUNet(UNet):
     """Two heads on one autoencoder: a soft watermark mask m and restored pixels r.
 
-    Returns (m * r + (1 - m) * x, m). In eval mode (and so in the exported model) mask values below
-    `keep_below` are set to 0, so pixels the model finds untouched come back exactly as they were.
+    Inputs: the image x (N, 3, H, W) and a hint (N, 1, H, W): the user's mask of where the watermark is,
+    or zeros when there is none (the blind case). Returns (m * r + (1 - m) * x, m, r). In eval mode (and
+    so in the exported model) mask values below `keep_below` are set to 0, so pixels the model finds
+    untouched come back exactly as they were.
     """
 
     keep_below = 1 / 512
 
-    def __init__(self, config: UNetConfig = UNetConfig()):
-        super().__init__(config, 1 + config.in_channels)
+    def __init__(self, config: UNetConfig = UNetConfig(in_channels=4)):
+        if config.in_channels != 4:
+            raise ValueError("WatermarkUNet takes 4 input channels: the image and the hint")
+        super().__init__(config, 4)
 
-    def forward(self, x):
-        y = self.decode(x)
+    def forward(self, x, hint):
+        y = self.decode(torch.cat([x, hint], dim=1))
         mask = torch.sigmoid(y[:, :1])
         if not self.training:
             mask = mask * (mask >= self.keep_below).to(mask.dtype)
         restored = x + y[:, 1:]
-        return mask * restored + (1 - mask) * x, mask
+        return mask * restored + (1 - mask) * x, mask, restored

@@ -2,8 +2,11 @@
 
 Watermarks are drawn over the whole photo (so their size is relative to the photo, as real ones are)
 and then cropped, most crops centred on a marked pixel, some on clean photos so the model learns to
-leave an unmarked image alone. Loss: L1 of the composite against the clean photo, plus binary cross
-entropy of the mask against the true one (alpha above half an 8-bit step).
+leave an unmarked image alone. On a share of crops the model is also given a hint, a coarse copy of
+the true mask, as a user's brushed mask would be; otherwise the hint is zeros (the blind case).
+Loss: L1 of the composite against the clean photo, binary cross entropy of the mask against the true
+one (alpha above half an 8-bit step), and L1 of the pixel head everywhere, so the pixels are sound
+wherever a user's hint may point.
 """
 from __future__ import annotations
 
@@ -33,8 +36,10 @@ class DewatermarkTrainConfig(LoopConfig):
     batch: int = 12
     patch: int = 128
     mask_weight: float = 0.2
+    pixel_weight: float = 0.1
     p_clean: float = 0.1
-    net: dict = field(default_factory=lambda: asdict(UNetConfig()))
+    p_hint: float = 0.3
+    net: dict = field(default_factory=lambda: asdict(UNetConfig(in_channels=4)))
 
 
 def build_model(net: dict) -> WatermarkUNet:
@@ -103,11 +108,19 @@ def load_val(folder: str, count: int = 8, size: int = 256) -> tuple[torch.Tensor
     return marked, clean, mask
 
 
+def coarse_hint(mask: torch.Tensor, use: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A user's brushed mask: the true mask grown by 1-4 pixels, on the chosen rows; zeros elsewhere."""
+    grow = int(torch.randint(1, 5, (1,), generator=generator))
+    grown = F.max_pool2d(mask, 2 * grow + 1, stride=1, padding=grow)
+    return grown * use.view(-1, 1, 1, 1).to(mask.dtype)
+
+
 @torch.no_grad()
 def evaluate(model, val) -> dict[str, float]:
+    """Blind: the hint is zeros, as for a user who gives only the photo."""
     marked, clean, mask = val
     model.eval()
-    out, pred = model(marked)
+    out, pred, _ = model(marked, torch.zeros_like(marked[:, :1]))
     model.train()
     mse = ((out.clamp(0, 1) - clean) ** 2).mean(dim=(1, 2, 3))
     hit = pred > 0.5
@@ -126,10 +139,13 @@ def train(cfg: DewatermarkTrainConfig) -> Path:
     synth = WatermarkSynth(find_fonts([Path(f) for f in cfg.fonts] or None), logos=[Path(p) for p in cfg.logos])
     crops = MarkedCrops([Path(d) for d in cfg.data], synth, cfg.patch, cfg.p_clean, cfg.seed + step0)
     val = load_val(cfg.val) if cfg.val else None
+    gen = torch.Generator().manual_seed(cfg.seed + step0)
 
     def step_loss(model, step):
         marked, clean, mask = crops.batch(cfg.batch)
-        out, pred = model(marked)
-        return F.l1_loss(out, clean) + cfg.mask_weight * F.binary_cross_entropy(pred.clamp(1e-6, 1 - 1e-6), mask)
+        hint = coarse_hint(mask, torch.rand(len(mask), generator=gen) < cfg.p_hint, gen)
+        out, pred, pixels = model(marked, hint)
+        return (F.l1_loss(out, clean) + cfg.mask_weight * F.binary_cross_entropy(pred.clamp(1e-6, 1 - 1e-6), mask)
+                + cfg.pixel_weight * F.l1_loss(pixels, clean))
 
     return train_loop(cfg, model, state, step_loss, (lambda ema: evaluate(ema, val)) if val is not None else None)

@@ -1,12 +1,15 @@
 """Submit, poll, fetch, cancel, chains, bad uploads, expiry, keys: the API with a real worker."""
+import io
 import json
 import time
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from api.main import create_app
-from tests.service.conftest import REDIS_URL, png_bytes, pixels, wait_for
+from tests.service.conftest import REDIS_URL, pixels, png_bytes, wait_for
 from workers.settings import ServiceSettings
 
 
@@ -120,3 +123,26 @@ def test_models_health_ready_and_metrics(client, workers, identity_models):
     assert 'restore_jobs_finished_total{state="succeeded"} 1.0' in text
     assert "restore_jobs_submitted_total 1.0" in text and 'restore_queue_depth{queue="cpu"} 0.0' in text
     assert "restore_workers 1.0" in text
+
+
+def test_dewatermark_with_a_user_mask(client, workers, identity_models):
+    workers.start(identity_models)
+    hint = np.zeros((20, 40), np.uint8)
+    hint[:, :10] = 255  # the user marks a quarter of the image
+    image, mask = encode_png(np.zeros((20, 40, 3), np.uint8)), encode_png(hint)
+    files = {"file": ("a.png", image, "image/png"), "mask": ("m.png", mask, "image/png")}
+    body = wait_for(client, client.post("/v1/jobs", files=files, data={"task": "dewatermark"}).json()["id"])
+    assert body["status"] == "succeeded", body
+    metrics = body["metrics"]["tasks"]["dewatermark"]
+    assert metrics["guided"] is True and metrics["watermarked_fraction"] == pytest.approx(0.25)
+    wrong = {"file": files["file"], "mask": ("m.png", png_bytes(0, size=(10, 10)), "image/png")}
+    r = client.post("/v1/jobs", files=wrong, data={"task": "dewatermark"})
+    assert r.status_code == 400 and "must match" in r.json()["detail"]
+    r = client.post("/v1/jobs", files=files, data={"task": "denoise"})
+    assert r.status_code == 400 and "used only by dewatermark" in r.json()["detail"]
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
