@@ -46,10 +46,12 @@ def mask_scores(pred: np.ndarray, true: np.ndarray) -> tuple[float, float]:
     return (tp / union if union else 1.0), (2 * tp / (pred.sum() + true.sum()) if union else 1.0)
 
 
-def run_bench(paths: list[Path], ctx: Context, seed: int = 0, fonts: list[Path] | None = None) -> list[WatermarkRow]:
-    synth = WatermarkSynth(find_fonts(fonts))
+def run_bench(paths: list[Path], ctx: Context, seed: int = 0, fonts: list[Path] | None = None,
+              words: tuple[str, ...] | None = None) -> list[WatermarkRow]:
+    """fonts and words other than the training ones make the held-out (unseen watermark) variant."""
+    synth = WatermarkSynth(find_fonts(fonts), **({"words": words} if words else {}))
     session = ctx.session(dewatermark.NAME)
-    fn = dewatermark.dewatermark_fn(session)
+    fn = dewatermark.dewatermark_fn(session, hinted=False)  # blind, as a user with only the photo
     methods = ("restore (ours)", "cv2.inpaint Telea, true mask", "cv2.inpaint NS, true mask", "watermarked input")
     acc = {m: {"psnr": [], "ssim": [], "in": [], "out": [], "iou": [], "f1": [], "sec": 0.0, "px": 0} for m in methods}
     for i, path in enumerate(paths):

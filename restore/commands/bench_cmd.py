@@ -27,7 +27,8 @@ def bench(
     baseline: Annotated[list[str], typer.Option("--baseline", help="nlm and/or bm3d")] = ["nlm", "bm3d"],
     json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the rows as JSON")] = None,
     seed: Annotated[int, typer.Option(help="dewatermark: seed of the synthesized watermarks")] = 0,
-    fonts: Annotated[Optional[list[Path]], typer.Option("--fonts", help="dewatermark: font folders (default: the system's)")] = None,
+    fonts: Annotated[Optional[list[Path]], typer.Option("--fonts", help="dewatermark: font folders (default: the training fonts)")] = None,
+    words: Annotated[Optional[str], typer.Option(help="dewatermark: comma-separated watermark words (default: the training words)")] = None,
     jobs: Annotated[int, typer.Option(help="service: small-image jobs (large ones: a tenth)")] = 50,
     redis_url: Annotated[str, typer.Option(help="service: a Redis database the bench may flush")] = "redis://127.0.0.1:6379/14",
     device: DeviceOpt = None,
@@ -37,7 +38,7 @@ def bench(
     if task == "service":
         return service_bench(jobs, redis_url, threads or 2, json_out)
     if task == "dewatermark":
-        return dewatermark_bench(data, limit, seed, fonts, settings_from(device, threads, None), json_out)
+        return dewatermark_bench(data, limit, seed, fonts, words, settings_from(device, threads, None), json_out)
     from restore.bench.denoise import PROTOCOLS, large_image_speed, run_bench
     from restore.batch import find_images
     from restore.tasks.base import Context
@@ -89,7 +90,7 @@ def service_bench(jobs: int, redis_url: str, threads: int, json_out: Path | None
         json_out.write_text(json.dumps(rows, indent=2))
 
 
-def dewatermark_bench(data: Path | None, limit: int | None, seed: int, fonts, settings, json_out: Path | None) -> None:
+def dewatermark_bench(data: Path | None, limit: int | None, seed: int, fonts, words: str | None, settings, json_out: Path | None) -> None:
     from restore.batch import find_images
     from restore.bench.dewatermark import run_bench
     from restore.tasks.base import Context
@@ -98,10 +99,11 @@ def dewatermark_bench(data: Path | None, limit: int | None, seed: int, fonts, se
         fail(RestoreError("bench dewatermark needs --data DIR (a folder of clean images)"))
     try:
         paths = find_images(data)[:limit]
-        rows = run_bench(paths, Context.create(settings), seed, fonts)
+        rows = run_bench(paths, Context.create(settings), seed, fonts, tuple(w.strip() for w in words.split(",")) if words else None)
     except RestoreError as e:
         fail(e)
-    typer.echo(f"\ndewatermark on {data} ({len(paths)} images, watermarks synthesized with seed {seed}, saved as 8-bit)\n")
+    held_out = " with held-out fonts/words" if fonts or words else ""
+    typer.echo(f"\ndewatermark on {data} ({len(paths)} images, watermarks synthesized with seed {seed}{held_out}, saved as 8-bit)\n")
     typer.echo("| method | PSNR dB | SSIM | PSNR in mask | PSNR outside mask | mask IoU | mask F1 | s/MP |")
     typer.echo("|---|---|---|---|---|---|---|---|")
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731

@@ -33,7 +33,7 @@ def train(
     lr: Annotated[float, typer.Option(help="peak learning rate")] = 5e-4,
     batch: Annotated[Optional[int], typer.Option(help="crops per step (default 16 denoise, 12 dewatermark)")] = None,
     patch: Annotated[Optional[int], typer.Option(help="crop side in pixels, a multiple of 16 (default 96 / 128)")] = None,
-    fonts: Annotated[Optional[list[Path]], typer.Option("--fonts", help="dewatermark: font folders (default: the system's)")] = None,
+    fonts: Annotated[Optional[list[Path]], typer.Option("--fonts", help="dewatermark: font folders (default: the DejaVu family)")] = None,
     threads: Annotated[int, typer.Option(help="torch threads; 0 = all cores")] = 0,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
@@ -85,7 +85,7 @@ def synth_watermarks(
     source: Annotated[Path, typer.Argument(help="folder of clean images")],
     out: Annotated[Path, typer.Argument(help="folder for clean/, marked/ and mask/")],
     seed: Annotated[int, typer.Option(help="the set is reproducible from this seed")] = 0,
-    fonts: Annotated[Optional[list[Path]], typer.Option("--fonts", help="font folders (default: the system's)")] = None,
+    fonts: Annotated[Optional[list[Path]], typer.Option("--fonts", help="font folders (default: the DejaVu family, as in training)")] = None,
 ) -> None:
     """Write a fixed, seeded watermark set (for validation and `restore bench dewatermark`)."""
     _check("dewatermark")

@@ -31,7 +31,7 @@ class DewatermarkTrainConfig(LoopConfig):
     checkpoint: str = "runs/dewatermark/ckpt.pt"
     data: list[str] = field(default_factory=list)
     val: str | None = None  # a folder written by write_validation_set
-    fonts: list[str] = field(default_factory=list)  # default: the system's fonts
+    fonts: list[str] = field(default_factory=list)  # default: the DejaVu family (TRAINING_FONTS)
     logos: list[str] = field(default_factory=list)
     batch: int = 12
     patch: int = 128

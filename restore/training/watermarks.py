@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-SYSTEM_FONTS = Path("/usr/share/fonts/truetype")
+# Training draws with the DejaVu family only (Debian's fonts-dejavu-core, on every machine here), so
+# any other font installed later stays unseen and can test generalisation.
+TRAINING_FONTS = Path("/usr/share/fonts/truetype/dejavu")
 WORDS = (
     "SAMPLE", "PREVIEW", "COPYRIGHT", "PROOF", "DRAFT", "CONFIDENTIAL", "Studio", "Photography", "stock",
     "Getty", "Shutterstock", "Alamy", "iStock", "Dreamstime", "Adobe Stock", "Images", "watermark",
@@ -24,8 +26,8 @@ WORDS = (
 
 
 def find_fonts(folders: list[Path] | None = None) -> list[Path]:
-    """TrueType and OpenType fonts under the given folders (default: the system's)."""
-    folders = folders or [SYSTEM_FONTS]
+    """TrueType and OpenType fonts under the given folders (default: the training fonts)."""
+    folders = folders or [TRAINING_FONTS]
     return sorted(p for d in folders for p in Path(d).rglob("*") if p.suffix.lower() in (".ttf", ".otf"))
 
 
