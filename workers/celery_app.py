@@ -28,6 +28,9 @@ def create_celery(settings: ServiceSettings) -> Celery:
         task_soft_time_limit=settings.soft_time_limit_s,
         task_time_limit=settings.hard_time_limit_s,
         worker_max_memory_per_child=settings.max_memory_per_child_kb or None,
+        # A pool child loads (and checksums) every model before it reports up; Celery's default 4 s
+        # for that would kill and respawn it in a loop on a slow disk or a CUDA start.
+        worker_proc_alive_timeout=120,
         # When the whole worker dies, Redis hands its unacked jobs out again only after this timeout:
         # just above the hard time limit, so no job that is still running is ever handed out twice.
         # Live workers look for such jobs every 5 s (kombu's default scan is every 100 s).

@@ -15,6 +15,7 @@ import redis
 from restore.errors import RestoreError
 
 TERMINAL = ("succeeded", "failed", "canceled")
+MAX_RESULTS = 8  # results per job: one image, or up to 8 samples
 STATES = ("queued", "running", *TERMINAL)
 _JSON_FIELDS = {"options", "metrics", "providers", "timings"}
 
@@ -23,6 +24,25 @@ _JSON_FIELDS = {"options", "metrics", "providers", "timings"}
 _UPDATE_LIVE = """
 if redis.call('exists', KEYS[1]) == 1 and redis.call('hget', KEYS[1], 'status') ~= 'canceled' then
   redis.call('hset', KEYS[1], unpack(ARGV))
+  return 1
+end
+return 0
+"""
+
+
+# HINCRBY only on an existing record: a duplicate delivery must not recreate a deleted job.
+_COUNT_ATTEMPT = """
+if redis.call('exists', KEYS[1]) == 1 then
+  return redis.call('hincrby', KEYS[1], 'attempts', 1)
+end
+return nil
+"""
+
+# Cancel a job that has not finished: the status changes only if it is still queued or running.
+_CANCEL = """
+local status = redis.call('hget', KEYS[1], 'status')
+if status == 'queued' or status == 'running' then
+  redis.call('hset', KEYS[1], 'status', 'canceled', 'finished', ARGV[1])
   return 1
 end
 return 0
@@ -89,6 +109,8 @@ class JobStore:
         self.ttl = ttl_s
         self.max_blob = max_blob_bytes
         self._update = client.register_script(_UPDATE_LIVE)
+        self._count = client.register_script(_COUNT_ATTEMPT)
+        self._cancel = client.register_script(_CANCEL)
 
     @classmethod
     def from_url(cls, url: str, ttl_s: int, max_blob_bytes: int) -> JobStore:
@@ -146,8 +168,10 @@ class JobStore:
             args += [k, json.dumps(v) if k in _JSON_FIELDS else v]
         return bool(self._update(keys=[self.key(job_id)], args=args))
 
-    def count_attempt(self, job_id: str) -> int:
-        return int(self.redis.hincrby(self.key(job_id), "attempts", 1))
+    def count_attempt(self, job_id: str) -> int | None:
+        """This delivery's number, or None if the job is gone."""
+        n = self._count(keys=[self.key(job_id)])
+        return None if n is None else int(n)
 
     def input(self, job_id: str) -> bytes | None:
         return self.redis.get(self.key(job_id, "input"))
@@ -156,6 +180,8 @@ class JobStore:
         return self.redis.get(self.key(job_id, "mask"))
 
     def put_results(self, job_id: str, blobs: list[bytes]) -> None:
+        if len(blobs) > MAX_RESULTS:
+            raise RestoreError(f"{len(blobs)} results; a job keeps at most {MAX_RESULTS}")
         for i, blob in enumerate(blobs):
             self._check_size(blob, f"result {i}")
         with self.redis.pipeline() as pipe:
@@ -166,17 +192,22 @@ class JobStore:
     def result(self, job_id: str, index: int = 0) -> bytes | None:
         return self.redis.get(self.key(job_id, f"result:{index}"))
 
-    def _blob_keys(self, job: Job | None, job_id: str) -> list[str]:
-        return [self.key(job_id, "input"), self.key(job_id, "mask")] + [self.key(job_id, f"result:{i}") for i in range(max(job.results if job else 0, 8))]
+    def _blob_keys(self, job_id: str) -> list[str]:
+        return [self.key(job_id, "input"), self.key(job_id, "mask"), *self._result_keys(job_id)]
+
+    def _result_keys(self, job_id: str) -> list[str]:
+        return [self.key(job_id, f"result:{i}") for i in range(MAX_RESULTS)]
 
     def cancel(self, job_id: str) -> None:
-        """Mark canceled and drop the blobs; the record stays (until its TTL) so pollers see why."""
-        job = self.get(job_id)
-        with self.redis.pipeline() as pipe:
-            if job and job.status not in TERMINAL:
-                pipe.hset(self.key(job_id), mapping={"status": "canceled", "finished": time.time()})
-            pipe.delete(*self._blob_keys(job, job_id))
-            pipe.execute()
+        """DELETE: a queued or running job is marked canceled and its blobs dropped (the record stays until
+        its TTL, so pollers see why); a finished job is deleted outright."""
+        if self._cancel(keys=[self.key(job_id)], args=[time.time()]):
+            self.redis.delete(*self._blob_keys(job_id))
+        else:
+            self.delete(job_id)
+
+    def drop_results(self, job_id: str) -> None:
+        self.redis.delete(*self._result_keys(job_id))
 
     def delete(self, job_id: str) -> None:
-        self.redis.delete(self.key(job_id), *self._blob_keys(self.get(job_id), job_id))
+        self.redis.delete(self.key(job_id), *self._blob_keys(job_id))

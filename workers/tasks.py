@@ -66,21 +66,26 @@ def progress_writer(jobs: JobStore, job_id: str):
 
 def execute(jobs: JobStore, job_id: str, ctx: Context, service: ServiceSettings) -> str:
     """Run one job to a terminal state and return that state. A duplicate delivery of a finished, deleted
-    or expired job does nothing, so running it twice is harmless."""
+    or expired job does nothing, so running it twice is harmless. Every error but a lost Redis connection
+    (retried by Celery) ends the job as failed: no job is left queued or running."""
     job = jobs.get(job_id)
     if job is None:
         return "gone"
     if job.status in TERMINAL:
         return job.status
     attempt = jobs.count_attempt(job_id)
+    if attempt is None:
+        return "gone"
     if attempt > service.max_deliveries:
         jobs.update(job_id, status="failed", finished=time.time(),
                     error=f"gave up after {service.max_deliveries} attempts: the worker running it died each time")
         return "failed"
-    providers = providers_for(service.device)
-    jobs.update(job_id, status="running", started=time.time(), device=device_of(providers), providers=providers, error="")
-    data = jobs.input(job_id)
+    started = time.time()
     try:
+        providers = providers_for(service.device)
+        if not jobs.update(job_id, status="running", started=started, device=device_of(providers), providers=providers, error=""):
+            return "canceled"
+        data = jobs.input(job_id)
         if data is None:
             raise RestoreError("the upload expired before the job ran")
         limits = Limits(service.max_bytes, service.max_pixels)
@@ -97,13 +102,20 @@ def execute(jobs: JobStore, job_id: str, ctx: Context, service: ServiceSettings)
         state, extra = "failed", {"error": f"the job ran past its time limit of {service.soft_time_limit_s} s"}
     except RestoreError as e:
         state, extra = "failed", {"error": str(e)}
+    except (redis.ConnectionError, redis.TimeoutError):
+        raise  # transient: Celery retries the job
+    except Exception as e:  # a bug or a library failure: say so in the job, keep the traceback in the log
+        log.exception("job %s failed", job_id)
+        state, extra = "failed", {"error": f"internal error: {type(e).__name__}: {e}"}
     finished = time.time()
-    if jobs.update(job_id, status=state, finished=finished, **extra):
-        with jobs.redis.pipeline() as pipe:
-            pipe.hincrby("restore:stats", state, 1)
-            pipe.hincrbyfloat("restore:stats:seconds", "sum", finished - jobs.get(job_id).started)
-            pipe.hincrby("restore:stats:seconds", "count", 1)
-            pipe.execute()
+    if not jobs.update(job_id, status=state, finished=finished, **extra):
+        jobs.drop_results(job_id)  # canceled or deleted while it ran: leave nothing behind
+        return "canceled"
+    with jobs.redis.pipeline() as pipe:
+        pipe.hincrby("restore:stats", state, 1)
+        pipe.hincrbyfloat("restore:stats:seconds", "sum", finished - started)
+        pipe.hincrby("restore:stats:seconds", "count", 1)
+        pipe.execute()
     return state
 
 

@@ -146,3 +146,28 @@ def encode_png(pixels: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, "PNG")
     return buf.getvalue()
+
+
+def test_worker_errors_end_the_job_and_deleted_jobs_stay_deleted(rdb, identity_models):
+    """Any failure ends the job as failed; a delivery for a deleted job neither runs nor recreates it."""
+    from restore.settings import Settings
+    from restore.tasks.base import Context
+    from workers.store import Job, JobStore
+    from workers.tasks import execute
+
+    store = JobStore.from_url(REDIS_URL, 60, 2**20)
+    ctx = Context.create(Settings(_env_file=None, models_dir=identity_models))
+    service = ServiceSettings(_env_file=None, redis_url=REDIS_URL)
+    store.create(Job(id="bad-options", task="denoise", options={"sigma": "loud"}), png_bytes())
+    assert execute(store, "bad-options", ctx, service) == "failed"
+    assert "bad options" in store.get("bad-options").error
+    store.create(Job(id="bug", task="denoise", output_format="not-a-format"), png_bytes())
+    assert execute(store, "bug", ctx, service) == "failed" and store.get("bug").error
+    store.create(Job(id="gone", task="denoise"), png_bytes())
+    store.delete("gone")
+    assert execute(store, "gone", ctx, service) == "gone"
+    assert not rdb.exists("restore:job:gone") and store.count_attempt("gone") is None and not rdb.exists("restore:job:gone")
+    store.create(Job(id="done", task="denoise"), png_bytes())
+    assert execute(store, "done", ctx, service) == "succeeded"
+    store.cancel("done")  # DELETE of a finished job deletes it
+    assert store.get("done") is None and store.result("done") is None
