@@ -1,11 +1,13 @@
 """The service's client: `restore batch IN OUT --server URL` sends a folder through the HTTP API.
 
 A bounded number of jobs are in flight at once. The ids of submitted jobs are kept in a state file in
-OUT_DIR, so a batch that was stopped picks its jobs up again when run again instead of resubmitting
-them; finished outputs already on disk are skipped with --skip-existing.
+OUT_DIR, with a fingerprint of the task, options and format, so a batch that was stopped picks its
+jobs up again when run again with the same settings instead of resubmitting them; finished outputs
+already on disk are skipped with --skip-existing.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import deque
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from restore.batch import BatchItem, Outcome
+from restore.batch import BatchItem, Outcome, already_done
 from restore.errors import InputError, RestoreError
 from restore.io import atomic_write, format_for_path
 
@@ -51,10 +53,17 @@ class ServiceClient:
 
     def status(self, job_id: str) -> dict | None:
         r = self._request("GET", f"/v1/jobs/{job_id}")
-        return None if r.status_code == 404 else r.raise_for_status().json()
+        if r.status_code == 404:
+            return None
+        if r.status_code != 200:
+            raise RestoreError(f"the service answered {r.status_code} for job {job_id}: {r.text[:300]}")
+        return r.json()
 
     def result(self, job_id: str, sample: int = 0) -> bytes:
-        return self._request("GET", f"/v1/jobs/{job_id}/result", params={"sample": sample}).raise_for_status().content
+        r = self._request("GET", f"/v1/jobs/{job_id}/result", params={"sample": sample})
+        if r.status_code != 200:
+            raise RestoreError(f"cannot download the result of job {job_id}: {r.status_code} {r.text[:300]}")
+        return r.content
 
 
 def run_remote_batch(
@@ -64,12 +73,21 @@ def run_remote_batch(
 ) -> list[Outcome]:
     """Like restore.batch.run_batch, through the service; outcomes in the items' order."""
     state_path = state_dir / STATE
-    state: dict[str, str] = json.loads(state_path.read_text()) if state_path.exists() else {}
+    fingerprint = hashlib.sha256(json.dumps([task, options, fmt], sort_keys=True).encode()).hexdigest()[:16]
+    saved = json.loads(state_path.read_text()) if state_path.exists() else {}
+    # Jobs sent with other settings are not this batch's results: start over for those files.
+    state: dict[str, str] = saved.get("jobs", {}) if saved.get("settings") == fingerprint else {}
+
+    def save() -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(state_path, json.dumps({"settings": fingerprint, "jobs": state}).encode())
+
     outcomes: dict[BatchItem, Outcome] = {}
     waiting: deque[BatchItem] = deque()
     for item in items:
-        if skip_existing and item.target.is_file() and item.target.stat().st_size > 0:
+        if skip_existing and already_done(item):
             outcomes[item] = Outcome(str(item.source), str(item.target), "skipped")
+            state.pop(str(item.source), None)
             on_done and on_done(outcomes[item])
         else:
             waiting.append(item)
@@ -92,8 +110,7 @@ def run_remote_batch(
                     finish(item, Outcome(str(item.source), str(item.target), "failed", str(e)))
                     continue
                 state[str(item.source)] = job_id
-                state_dir.mkdir(parents=True, exist_ok=True)
-                atomic_write(state_path, json.dumps(state).encode())
+                save()
             active[job_id] = (item, time.perf_counter())
         time.sleep(poll_s)
         for job_id, (item, t0) in list(active.items()):
@@ -107,12 +124,15 @@ def run_remote_batch(
             elif job["status"] != "succeeded":
                 outcome.error = job["error"] or f"the job was {job['status']}"
             else:
-                item.target.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write(item.target, client.result(job_id))
-                outcome.status, outcome.metrics = "ok", job["metrics"]
+                try:
+                    item.target.parent.mkdir(parents=True, exist_ok=True)
+                    atomic_write(item.target, client.result(job_id))
+                    outcome.status, outcome.metrics = "ok", job["metrics"]
+                except RestoreError as e:  # this file's failure, not the batch's
+                    outcome.error = str(e)
             finish(item, outcome)
-    if not state:
-        state_path.unlink(missing_ok=True)
+    if state:
+        save()
     else:
-        atomic_write(state_path, json.dumps(state).encode())
+        state_path.unlink(missing_ok=True)
     return [outcomes[item] for item in items]

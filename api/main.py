@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError
 from prometheus_client import CollectorRegistry
 
+from api.guard import RequestGuard
 from api.metrics import RedisCollector
 from api.routes import batches, jobs, system
 from restore import __version__
@@ -24,6 +25,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.celery = create_celery(settings)
     app.state.registry = CollectorRegistry()
     app.state.registry.register(RedisCollector(app.state.store))
+    # The key and the body size are checked before FastAPI parses (and spools) any upload.
+    app.add_middleware(RequestGuard, api_keys=settings.api_keys, max_job_bytes=2 * settings.max_bytes + 2**20,
+                       max_batch_bytes=settings.max_batch_bytes)
     app.include_router(jobs.router)
     app.include_router(batches.router)
     app.include_router(system.router)
@@ -35,13 +39,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.add_exception_handler(TooLarge, error(413))
     app.add_exception_handler(BlobTooLarge, error(413))
     app.add_exception_handler(InputError, error(400))
-    app.add_exception_handler(ModelError, error(500))
+    app.add_exception_handler(ModelError, error(503))  # this server lacks (or has a broken) model for the task
 
     def unavailable(request: Request, exc: Exception) -> JSONResponse:
         # Every request opens its connection anew from the pool, so the API recovers by itself.
         return JSONResponse({"detail": f"the job store (Redis) is unreachable, try again shortly: {exc}"},
                             status_code=503, headers={"Retry-After": "5"})
 
-    for exc in (redis.ConnectionError, redis.TimeoutError, OperationalError):
+    # ResponseError: Redis refused the command (for example at its maxmemory limit).
+    for exc in (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OperationalError):
         app.add_exception_handler(exc, unavailable)
     return app

@@ -5,6 +5,7 @@ from celery import Celery
 
 from restore.errors import InputError
 from restore.io import FORMATS, Limits, read_image
+from restore.models import model_for_task
 from restore.pipeline import check_mask, validate
 from workers.registry import live_workers
 from workers.settings import ServiceSettings
@@ -22,6 +23,8 @@ def check_request(data: bytes, name: str, task: str, options: dict, settings: Se
     if fmt and fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; choose from {', '.join(sorted(FORMATS))}")
     names, _ = validate(task, options)
+    for task_name in names:
+        model_for_task(task_name, settings.models_dir)  # a task this server has no model for is refused now
     if not data:
         raise InputError(f"{name or 'the upload'} is an empty file")
     limits = Limits(settings.max_bytes, settings.max_pixels)

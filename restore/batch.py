@@ -69,6 +69,11 @@ def plan_batch(in_dir: Path, out_dir: Path, recursive: bool = False, include: It
     return [BatchItem(s, t) for s, t in zip(sources, targets)]
 
 
+def already_done(item: BatchItem) -> bool:
+    """An output that exists is whole (outputs are written atomically), so --skip-existing can trust it."""
+    return item.target.is_file() and item.target.stat().st_size > 0
+
+
 def run_batch(
     items: list[BatchItem],
     process: Callable[[BatchItem], dict],
@@ -79,7 +84,7 @@ def run_batch(
     outcomes = []
     for item in items:
         outcome = Outcome(str(item.source), str(item.target), "ok")
-        if skip_existing and item.target.is_file() and item.target.stat().st_size > 0:
+        if skip_existing and already_done(item):
             outcome.status = "skipped"
         else:
             t0 = time.perf_counter()

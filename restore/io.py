@@ -301,14 +301,3 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
 def to_float(picture: Picture) -> np.ndarray:
     """The colour as (H, W, C) float32 in [0, 1]."""
     return picture.color.astype(np.float32) / np.iinfo(picture.color.dtype).max
-
-
-def with_color(picture: Picture, color: np.ndarray) -> Picture:
-    """A Picture with picture's alpha, format, profile and dtype, and the given (H, W, 1 or 3) float
-    colour in [0, 1] (clipped, then rounded). H and W must be picture's."""
-    if color.ndim != 3 or color.shape[2] not in (1, 3) or color.shape[:2] != picture.color.shape[:2]:
-        height, width = picture.color.shape[:2]
-        raise ValueError(f"color must be ({height}, {width}, 1 or 3), got {color.shape}")
-    top = np.iinfo(picture.color.dtype).max
-    pixels = np.rint(np.clip(color, 0.0, 1.0) * top).astype(picture.color.dtype)
-    return Picture(pixels, picture.alpha, picture.format, picture.icc_profile)

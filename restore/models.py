@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 
@@ -45,15 +46,24 @@ def load_manifest(models_dir: Path | None = None) -> dict[str, ModelInfo]:
         entries = json.loads((folder / MANIFEST).read_text())["models"]
     except (OSError, ValueError, KeyError) as e:
         raise ModelError(f"cannot read {folder / MANIFEST}: {e}") from e
-    return {e["name"]: ModelInfo(**{k: v for k, v in e.items() if k != "path"}, path=folder / e["file"]) for e in entries}
+    known = {f.name for f in fields(ModelInfo)} - {"path"}
+    try:
+        return {e["name"]: ModelInfo(**{k: v for k, v in e.items() if k in known}, path=folder / e["file"]) for e in entries}
+    except (KeyError, TypeError) as e:
+        raise ModelError(f"{folder / MANIFEST} has an entry without {e}") from e
 
 
 def model_for_task(task: str, models_dir: Path | None = None) -> ModelInfo:
     """The model a task runs: the manifest entry whose task matches (the newest version if several)."""
-    found = sorted((m for m in load_manifest(models_dir).values() if m.task == task), key=lambda m: m.version)
+    found = sorted((m for m in load_manifest(models_dir).values() if m.task == task), key=_version_key)
     if not found:
         raise ModelError(f"no model for task {task!r} in the manifest")
     return found[-1]
+
+
+def _version_key(model: ModelInfo) -> tuple:
+    """'10' after '9': numbered parts compare as numbers."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"[.\-]", model.version))
 
 
 @lru_cache(maxsize=None)

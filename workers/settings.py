@@ -17,6 +17,7 @@ class ServiceSettings(Settings):
     max_memory_per_child_kb: int = Field(4 * 2**20, ge=0, description="recycle a pool child above this RSS")
     api_keys: list[str] = Field(default_factory=list, description="if set, X-API-Key must be one of them")
     max_batch_files: int = Field(1000, ge=1)
+    max_batch_bytes: int = Field(2 * 2**30, ge=1, description="largest POST /v1/batches request body")
 
     @model_validator(mode="after")
     def _limits(self):

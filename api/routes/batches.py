@@ -4,18 +4,16 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from pathlib import PurePath
+from pathlib import PureWindowsPath
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import CeleryDep, OwnerDep, SettingsDep, StoreDep
 from api.media import suffix
-from api.routes.jobs import read_upload
 from api.submission import submit
-from restore.pipeline import options_from_json
-from restore.errors import InputError
+from restore.pipeline import options_from_json, validate
+from restore.errors import InputError, TooLarge
 from workers.store import TERMINAL, Job, JobStore, new_id
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
@@ -41,21 +39,26 @@ def batch_view(store: JobStore, batch: dict) -> dict:
 
 
 @router.post("", status_code=202)
-async def create_batch(
+def create_batch(
     response: Response, store: StoreDep, celery: CeleryDep, settings: SettingsDep, owner: OwnerDep,
     files: Annotated[list[UploadFile], File(description="the images")],
     task: Annotated[str, Form()] = "denoise",
     options: Annotated[str | None, Form()] = None,
 ) -> dict:
+    """Plain def: FastAPI runs it in its threadpool, so decoding and Redis calls never block the event loop."""
     if len(files) > settings.max_batch_files:
         raise InputError(f"{len(files)} files; a batch takes at most {settings.max_batch_files}")
     parsed = options_from_json(options)
+    validate(task, {k: v for k, v in parsed.items() if k != "format"})  # a bad request fails whole, not per file
+    limit = min(settings.max_bytes, store.max_blob)
     batch_id, job_ids, names = new_id(), [], []
     for upload in files:
         name = upload.filename or f"file{len(names)}"
         try:
-            data = await read_upload(upload, min(settings.max_bytes, store.max_blob))
-            job = await run_in_threadpool(submit, store, celery, settings, owner, data, name, task, parsed, batch_id)
+            data = upload.file.read(limit + 1)
+            if len(data) > limit:
+                raise TooLarge(f"{name} is over the limit of {limit / 2**20:.1f} MB")
+            job = submit(store, celery, settings, owner, data, name, task, parsed, batch_id)
         except InputError as e:  # this file is refused; the others go on
             job = Job(id=new_id(), task=task, owner=owner, status="failed", error=str(e), input_name=name, batch=batch_id)
             store.create(job, None)
@@ -87,7 +90,8 @@ def get_archive(batch_id: str, store: StoreDep, owner: OwnerDep) -> Response:
                 blob = store.result(job.id, i)
                 if blob is None:
                     continue
-                stem = PurePath(entry["name"]).stem + (f"_{i}" if i else "")
+                # PureWindowsPath splits on / and \\ alike: no entry name can climb out of the archive.
+                stem = PureWindowsPath(entry["name"]).stem + (f"_{i}" if i else "")
                 name = _unique(f"{stem}.{suffix(blob)}", used)
                 entry.setdefault("outputs", []).append(name)
                 zf.writestr(name, blob)

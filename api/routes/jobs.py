@@ -1,6 +1,10 @@
 """/v1/jobs: submit one image, poll it, fetch the result, cancel it."""
 from __future__ import annotations
 
+import re
+from pathlib import PureWindowsPath
+from urllib.parse import quote
+
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
@@ -15,6 +19,7 @@ from restore.errors import TooLarge
 from workers.store import Job, JobStore
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what new_id makes; anything else is no job of ours
 
 async def read_upload(file: UploadFile, limit: int) -> bytes:
     """At most limit + 1 bytes: an oversized upload is refused without being held whole in memory."""
@@ -25,7 +30,7 @@ async def read_upload(file: UploadFile, limit: int) -> bytes:
 
 
 def owned_job(store: JobStore, job_id: str, owner: str) -> Job:
-    job = store.get(job_id)
+    job = store.get(job_id) if ID.fullmatch(job_id) else None
     if job is None or job.owner != owner:  # another key's job is as unknown as a missing one
         raise HTTPException(404, f"no job {job_id}")
     return job
@@ -65,8 +70,14 @@ def get_result(job_id: str, store: StoreDep, owner: OwnerDep, sample: Annotated[
     blob = store.result(job_id, sample)
     if blob is None:
         raise HTTPException(404, f"the result of job {job_id} has expired")
-    stem = (job.input_name.rsplit(".", 1)[0] or job_id) + (f"_{sample}" if sample else "")
-    return Response(blob, media_type=media_type(blob), headers={"Content-Disposition": f'attachment; filename="{stem}.{suffix(blob)}"'})
+    stem = (PureWindowsPath(job.input_name).stem or job_id) + (f"_{sample}" if sample else "")
+    return Response(blob, media_type=media_type(blob), headers={"Content-Disposition": attachment(f"{stem}.{suffix(blob)}")})
+
+
+def attachment(name: str) -> str:
+    """A Content-Disposition for any file name: an ASCII fallback and the UTF-8 name (RFC 6266)."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}"
 
 
 @router.delete("/{job_id}", status_code=204)

@@ -53,13 +53,8 @@ def restore_file(source: Path | str, target: Path | str, tasks: str, options: di
         sys.stdout.buffer.flush()
     else:
         Path(target).parent.mkdir(parents=True, exist_ok=True)
-        write_image(result.picture, target, fmt or _format_of(target))
+        write_image(result.picture, target, fmt)  # no --format: the target's suffix, else the input's format
     return result.metrics
-
-
-def _format_of(path: Path | str) -> str | None:
-    suffix = Path(path).suffix.lower().lstrip(".")
-    return suffix if suffix in FORMATS else None
 
 
 def fail(error: RestoreError) -> None:

@@ -44,8 +44,7 @@ class Context:
     progress: Progress | None = None
 
     @classmethod
-    def create(cls, settings: Settings | None = None) -> Context:
-        settings = settings or Settings()
+    def create(cls, settings: Settings) -> Context:
         return cls(settings, Engine(settings))
 
     def session(self, task: str) -> Session:

@@ -76,7 +76,7 @@ def test_server_batch_resumes_its_jobs(tmp_path, live_api, workers, identity_mod
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = out / ".restore-batch-state.json"
     for _ in range(200):
-        if state.exists() and len(json.loads(state.read_text())) == 4:
+        if state.exists() and len(json.loads(state.read_text())["jobs"]) == 4:
             break
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)

@@ -171,3 +171,43 @@ def test_worker_errors_end_the_job_and_deleted_jobs_stay_deleted(rdb, identity_m
     assert execute(store, "done", ctx, service) == "succeeded"
     store.cancel("done")  # DELETE of a finished job deletes it
     assert store.get("done") is None and store.result("done") is None
+
+
+def test_requests_are_guarded_before_parsing(rdb, identity_models):
+    settings = ServiceSettings(_env_file=None, redis_url=REDIS_URL, models_dir=identity_models, max_bytes=10_000, api_keys=["k"])
+    with TestClient(create_app(settings)) as client:
+        big = png_bytes(size=(300, 300))
+        # A job's request may carry an image and a mask: the cap is 2 x max_bytes + 1 MiB.
+        r = client.post("/v1/jobs", files={"file": ("a.png", b"x" * (2 * 10_000 + 2**20 + 1))}, headers={"X-API-Key": "k"})
+        assert r.status_code == 413 and "limit" in r.json()["detail"]
+        r = client.post("/v1/jobs", files={"file": ("a.png", big)})
+        assert r.status_code == 401  # refused before the body is read
+        assert client.get("/v1/jobs/a:b", headers={"X-API-Key": "k"}).status_code == 404  # not an id: no Redis error
+        assert client.get("/healthz").status_code == 200  # outside /v1/: no key needed
+
+
+def test_unicode_file_names_download(client, workers, identity_models):
+    workers.start(identity_models)
+    r = client.post("/v1/jobs", files={"file": ('фото "1".png', png_bytes(), "image/png")})
+    body = wait_for(client, r.json()["id"])
+    disposition = client.get(f"/v1/jobs/{body['id']}/result").headers["content-disposition"]  # latin-1 safe, no 500
+    fallback, encoded = disposition.split('filename="')[1].split('"; filename*=UTF-8\'\'')
+    assert fallback.isascii() and fallback.startswith("____ ") and fallback.endswith(".png")
+    from urllib.parse import unquote
+
+    assert unquote(encoded).startswith("фото ") and unquote(encoded).endswith(".png")
+
+
+def test_a_task_without_a_model_is_refused_up_front(rdb, tmp_path, identity_models):
+    import json as js
+    import shutil
+
+    shutil.copytree(identity_models, tmp_path / "m")
+    manifest = js.loads((tmp_path / "m" / "manifest.json").read_text())
+    manifest["models"] = [m for m in manifest["models"] if m["task"] != "dewatermark"]
+    (tmp_path / "m" / "manifest.json").write_text(js.dumps(manifest))
+    settings = ServiceSettings(_env_file=None, redis_url=REDIS_URL, models_dir=tmp_path / "m")
+    with TestClient(create_app(settings)) as client:
+        r = submit(client, png_bytes(), task="dewatermark")
+    assert r.status_code == 503 and "no model for task 'dewatermark'" in r.json()["detail"]
+    assert rdb.llen("cpu") == 0
