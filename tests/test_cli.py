@@ -122,6 +122,13 @@ def test_batch_skip_existing(cli, tmp_path):
     assert (out / "a.png").read_bytes() == b"sentinel"
 
 
+def test_batch_bad_options_fail_once_up_front(cli, tmp_path):
+    src = tree(tmp_path)
+    result = cli("batch", src, tmp_path / "out", "--options", '{"sigma": "loud"}')
+    assert result.exit_code == 1 and "bad options for denoise" in result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_batch_missing_folder(cli, tmp_path):
     result = cli("batch", tmp_path / "nope", tmp_path / "out")
     assert result.exit_code == 1 and "does not exist" in result.output

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from restore.batch import SUMMARY, BatchItem, plan_batch, run_batch, summarize
 from restore.commands.common import DeviceOpt, FormatOpt, OptionsOpt, ThreadsOpt, TileOpt, fail, output_suffix, parse_options, restore_file, settings_from
 from restore.errors import RestoreError
-from restore.pipeline import parse_tasks
+from restore.pipeline import validate
 from restore.tasks.base import Context
 
 
@@ -34,8 +34,8 @@ def batch(
 ) -> None:
     """Restore every image in a folder. Exit code 1 if any file failed; the others are still done."""
     try:
-        tasks = ",".join(parse_tasks(task))
         opts = parse_options(options)
+        tasks = ",".join(validate(task, opts)[0])  # a bad task or option is one error, not one per file
         items = plan_batch(in_dir, out_dir, recursive, include or (), output_suffix(fmt))
         ctx = None if server else Context.create(settings_from(device, threads, tile))
     except RestoreError as e:
