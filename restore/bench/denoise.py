@@ -19,7 +19,7 @@ from restore.tasks import denoise
 from restore.tasks.base import Context
 
 PROTOCOLS = ("8bit", "paper")
-NLM_GRID = (0.6, 0.8, 1.0, 1.2)  # h as a multiple of sigma, tuned per sigma, best kept
+NLM_GRID = (0.3, 0.4, 0.5, 0.6, 0.8, 1.0)  # h as a multiple of sigma, tuned per sigma, best kept
 
 
 @dataclass
