@@ -142,7 +142,7 @@ def test_end_to_end_over_real_http(rdb, workers):
             time.sleep(0.1)
         assert body["status"] == "succeeded", body
         result = httpx.get(location + "/result")
-        assert result.headers["content-disposition"] == 'attachment; filename="photo.png"'
+        assert result.headers["content-disposition"] == "attachment; filename=\"photo.png\"; filename*=UTF-8''photo.png"
         out = pixels(result.content) / 255.0
         assert np.mean((out - clean) ** 2) < np.mean((noisy / 255.0 - clean) ** 2) / 4  # really denoised
     finally:
