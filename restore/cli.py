@@ -15,7 +15,7 @@ app.command()(denoise)
 app.command()(dewatermark)
 app.command()(batch)
 app.command()(models)
-app.command()(bench)
+app.command(context_settings={"allow_extra_args": True})(bench)  # --sigma 15 25 50
 app.command()(train)
 app.command()(export)
 app.command(name="synth-watermarks")(synth_watermarks)

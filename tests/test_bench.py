@@ -41,6 +41,12 @@ def test_bench_runs_the_baselines_on_the_same_inputs(identity_ctx, identity_mode
     assert "| 8bit | 15 | nlm |" in result.output and "CBM3D 33.52" in result.output
     report = json.loads((tmp_path / "b.json").read_text())
     assert len(report["rows"]) == 3 and report["images"] == 2 and report["large_image_sec_per_mp"] > 0
+    # The issue's own spelling: several values after one flag.
+    result = CliRunner().invoke(app, ["bench", "denoise", "--data", str(tmp_path), "--sigma", "15", "25", "--protocol", "8bit",
+                                      "--baseline", "nlm", "--json", str(tmp_path / "c.json")],
+                                env={"RESTORE_MODELS_DIR": str(identity_models)})
+    assert result.exit_code == 0, result.output
+    assert {r["sigma"] for r in json.loads((tmp_path / "c.json").read_text())["rows"]} == {15, 25}
 
 
 def test_dewatermark_bench(identity_ctx, tmp_path):

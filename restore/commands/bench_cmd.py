@@ -19,7 +19,8 @@ PUBLISHED = (
 
 
 def bench(
-    task: Annotated[str, typer.Argument(help="denoise, or service (the HTTP service end to end)")],
+    ctx: typer.Context,
+    task: Annotated[str, typer.Argument(help="denoise, dewatermark, or service (the HTTP service end to end)")],
     data: Annotated[Optional[Path], typer.Option("--data", help="folder of clean images (denoise)")] = None,
     sigma: Annotated[list[float], typer.Option("--sigma", help="noise levels on the 0-255 scale")] = [15, 25, 50],
     protocol: Annotated[list[str], typer.Option("--protocol", help="8bit and/or paper")] = ["8bit", "paper"],
@@ -34,7 +35,11 @@ def bench(
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Benchmark a task against classical baselines on the same inputs, in this process."""
+    """Benchmark a task against classical baselines on the same inputs, in this process.
+
+    Lists may be given as repeated flags or as one flag with several values: --sigma 15 25 50.
+    """
+    sigma, protocol, baseline = _more_values(ctx.args, sigma, protocol, baseline)
     if task == "service":
         return service_bench(jobs, redis_url, threads or 2, json_out)
     if task == "dewatermark":
@@ -72,6 +77,21 @@ def bench(
     if json_out:
         report = {"task": task, "data": str(data), "images": len(paths), "large_image_sec_per_mp": speed, "rows": [asdict(r) for r in rows]}
         json_out.write_text(json.dumps(report, indent=2))
+
+
+def _more_values(extra: list[str], sigma: list[float], protocol: list[str], baseline: list[str]):
+    """Values that followed a list flag (--sigma 15 25 50) arrive as extra arguments; give each its list."""
+    for value in extra:
+        try:
+            sigma = [*sigma, float(value)]
+        except ValueError:
+            if value in ("8bit", "paper"):
+                protocol = [*protocol, value]
+            elif value in ("nlm", "bm3d"):
+                baseline = [*baseline, value]
+            else:
+                fail(RestoreError(f"unexpected argument {value!r}"))
+    return list(dict.fromkeys(sigma)), list(dict.fromkeys(protocol)), list(dict.fromkeys(baseline))
 
 
 def service_bench(jobs: int, redis_url: str, threads: int, json_out: Path | None) -> None:
