@@ -13,6 +13,8 @@ from restore.pipeline import options_from_json, run
 from restore.settings import Settings
 from restore.tasks.base import Context
 
+InputsArg = Annotated[list[str], typer.Argument(help="image files, or - for stdin")]
+OutputOpt = Annotated[str, typer.Option("--output", "-o", help="output file, folder (several inputs), or - for stdout")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda (default: RESTORE_DEVICE or auto)")]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="ONNX Runtime threads; 0 = all cores")]
 TileOpt = Annotated[Optional[int], typer.Option("--tile", help="largest tile side in pixels")]

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from tqdm import tqdm
 
-from restore.commands.common import DeviceOpt, FormatOpt, OptionsOpt, ThreadsOpt, TileOpt, fail, output_suffix, parse_options, restore_file, settings_from
+from restore.commands.common import DeviceOpt, InputsArg, OutputOpt, FormatOpt, OptionsOpt, ThreadsOpt, TileOpt, fail, output_suffix, parse_options, restore_file, settings_from
 from restore.errors import InputError, RestoreError
 from restore.tasks.base import Context
 
@@ -44,8 +44,8 @@ def restore_many(task: str, inputs: list[str], output: str, options: dict, fmt: 
 
 
 def denoise(
-    inputs: Annotated[list[str], typer.Argument(help="image files, or - for stdin")],
-    output: Annotated[str, typer.Option("--output", "-o", help="output file, folder (several inputs), or - for stdout")],
+    inputs: InputsArg,
+    output: OutputOpt,
     sigma: Annotated[Optional[str], typer.Option(help="noise level 0-100 on the 0-255 scale, or auto")] = None,
     options: OptionsOpt = None,
     fmt: FormatOpt = None,
@@ -62,8 +62,8 @@ def denoise(
 
 
 def dewatermark(
-    inputs: Annotated[list[str], typer.Argument(help="image files, or - for stdin")],
-    output: Annotated[str, typer.Option("--output", "-o", help="output file, folder (several inputs), or - for stdout")],
+    inputs: InputsArg,
+    output: OutputOpt,
     mask: Annotated[Optional[Path], typer.Option(help="optional: an image, white where the watermark is, to guide the model")] = None,
     options: OptionsOpt = None,
     fmt: FormatOpt = None,

@@ -13,6 +13,11 @@ class UNetConfig:
     widths: tuple[int, ...] = (48, 96, 192, 384)  # one per level; level 0 works at half resolution
     blocks: tuple[int, ...] = (1, 1, 1, 2)  # residual blocks per level (encoder and decoder each)
 
+    @classmethod
+    def from_dict(cls, values: dict) -> "UNetConfig":
+        """From a checkpoint's saved config, where tuples came back as lists."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
     @property
     def stride(self) -> int:
         """Input height and width must be multiples of this (pixel-unshuffle x levels of down-sampling)."""

@@ -60,7 +60,7 @@ def evaluate(model, clean: torch.Tensor) -> dict[str, float]:
 
 
 def build_model(net: dict) -> DenoiseUNet:
-    return DenoiseUNet(UNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in net.items()}))
+    return DenoiseUNet(UNetConfig.from_dict(net))
 
 
 def train(cfg: DenoiseTrainConfig) -> Path:

@@ -43,7 +43,7 @@ class DewatermarkTrainConfig(LoopConfig):
 
 
 def build_model(net: dict) -> WatermarkUNet:
-    return WatermarkUNet(UNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in net.items()}))
+    return WatermarkUNet(UNetConfig.from_dict(net))
 
 
 class MarkedCrops:
