@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from restore.batch import BatchItem, Outcome, already_done
+from restore.batch import BatchItem, Outcome, already_done, sample_path
 from restore.errors import InputError, RestoreError
 from restore.io import atomic_write, format_for_path
 
@@ -126,7 +126,8 @@ def run_remote_batch(
             else:
                 try:
                     item.target.parent.mkdir(parents=True, exist_ok=True)
-                    atomic_write(item.target, client.result(job_id))
+                    for i in range(job.get("results") or 1):  # colorize's samples: name, name_1, ...
+                        atomic_write(sample_path(item.target, i), client.result(job_id, i))
                     outcome.status, outcome.metrics = "ok", job["metrics"]
                 except RestoreError as e:  # this file's failure, not the batch's
                     outcome.error = str(e)

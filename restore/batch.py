@@ -69,6 +69,12 @@ def plan_batch(in_dir: Path, out_dir: Path, recursive: bool = False, include: It
     return [BatchItem(s, t) for s, t in zip(sources, targets)]
 
 
+def sample_path(target: Path, index: int) -> Path:
+    """Where result `index` of a sampled task goes: the target itself first, then name_1.ext, name_2.ext, ..."""
+    target = Path(target)
+    return target if index == 0 else target.with_name(f"{target.stem}_{index}{target.suffix}")
+
+
 def already_done(item: BatchItem) -> bool:
     """An output that exists is whole (outputs are written atomically), so --skip-existing can trust it."""
     return item.target.is_file() and item.target.stat().st_size > 0

@@ -6,13 +6,14 @@ import typer
 from restore.commands.batch_cmd import batch
 from restore.commands.bench_cmd import bench
 from restore.commands.models_cmd import models
-from restore.commands.restore_files import denoise, dewatermark
+from restore.commands.restore_files import colorize, denoise, dewatermark
 from restore.commands.service_cmd import serve, worker
 from restore.commands.train_cmd import export, synth_watermarks, train
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Restore photos with trained autoencoders.")
 app.command()(denoise)
 app.command()(dewatermark)
+app.command()(colorize)
 app.command()(batch)
 app.command()(models)
 app.command(context_settings={"allow_extra_args": True})(bench)  # --sigma 15 25 50

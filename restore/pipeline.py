@@ -77,20 +77,24 @@ def check_mask(names: list[str], mask: Picture, picture: Picture) -> np.ndarray:
 
 
 def run(tasks: str | Sequence[str], picture: Picture, options: Mapping | None, ctx: Context, mask: Picture | None = None) -> Result:
-    """Run a task chain on a picture. Each result keeps the input's size, bit depth, alpha and format.
-    mask: the user's mask of the damage, for the tasks that take one (dewatermark)."""
+    """Run a task chain on a picture. Each result keeps the input's size, bit depth, alpha and format
+    (colorize turns gray into colour). A task that samples several answers (colorize) gives several
+    results; the tasks after it in the chain run on each. mask: the user's mask of the damage, for the
+    tasks that take one (dewatermark)."""
     names, parsed = validate(tasks, options)
     hint = check_mask(names, mask, picture) if mask is not None else None
     width, height = picture.size
     metrics: dict = {"tasks": {}, "width": width, "height": height}
     started = time.perf_counter()
-    color = picture.color
+    colors = [picture.color]
     for name in names:
         t0 = time.perf_counter()
         task = get_task(name)
         args = (hint,) if hint is not None and getattr(task, "USES_MASK", False) else ()
-        color, task_metrics = task.run(color, parsed[name], ctx, *args)
+        results = [task.run(color, parsed[name], ctx, *args) for color in colors]
+        colors = [c for out, _ in results for c in (out if isinstance(out, list) else [out])]
+        task_metrics = results[0][1]
         task_metrics["seconds"] = round(time.perf_counter() - t0, 3)
         metrics["tasks"][name] = task_metrics
     metrics["seconds"] = round(time.perf_counter() - started, 3)
-    return Result([replace(picture, color=color)], metrics)
+    return Result([replace(picture, color=color) for color in colors], metrics)

@@ -45,6 +45,33 @@ def watermark_model(path: Path) -> None:
     path.write_bytes(model.SerializeToString())
 
 
+TINY_LATENT = 2
+
+
+def colorize_model(path: Path, latent: int = TINY_LATENT) -> None:
+    """Inputs and outputs like the real colorize model: L (N, 1, H, W) and z (N, latent, H/16, W/16) in,
+    logits over the ab bins at a quarter size out: a fixed 1x1 convolution of the 4x4-averaged L and the
+    4x upsampled z, so the colouring depends on both (and so on the seed)."""
+    from restore.color import ab_bins
+
+    q = len(ab_bins())
+    weights = np.random.default_rng(7).normal(0, 3, (q, 1 + latent, 1, 1)).astype(np.float32)
+    x = helper.make_tensor_value_info("L", TensorProto.FLOAT, ["n", 1, "h", "w"])
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["n", latent, "hz", "wz"])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", q, "hq", "wq"])
+    scales = numpy_helper.from_array(np.array([1, 1, 4, 4], np.float32), "scales")
+    nodes = [
+        helper.make_node("AveragePool", ["L"], ["Lq"], kernel_shape=[4, 4], strides=[4, 4]),
+        helper.make_node("Resize", ["z", "", "scales"], ["zq"], mode="nearest"),
+        helper.make_node("Concat", ["Lq", "zq"], ["both"], axis=1),
+        helper.make_node("Conv", ["both", "W"], ["logits"]),
+    ]
+    graph = helper.make_graph(nodes, "tiny-colorize", [x, z], [y], [numpy_helper.from_array(weights, "W"), scales])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.write_bytes(model.SerializeToString())
+
+
 def identity_kernel() -> np.ndarray:
     k = np.zeros((3, 3, 3, 3), np.float32)
     for c in range(3):
@@ -60,10 +87,14 @@ def blur_kernel() -> np.ndarray:
 
 
 def write_models_dir(folder: Path, kernel: np.ndarray, multiple_of: int = 8) -> Path:
-    """A models folder with a tiny denoise model (a convolution) and a tiny dewatermark model."""
+    """A models folder with a tiny denoise model (a convolution), a tiny dewatermark model and a tiny
+    colorize model."""
+    from restore.color import ab_bins
+
     folder.mkdir(parents=True, exist_ok=True)
     conv_model(folder / "tiny-denoise.onnx", kernel)
     watermark_model(folder / "tiny-dewatermark.onnx")
+    colorize_model(folder / "tiny-colorize.onnx")
     entries = [
         {
             "name": f"tiny-{task}", "version": "0", "task": task, "file": f"tiny-{task}.onnx",
@@ -73,6 +104,12 @@ def write_models_dir(folder: Path, kernel: np.ndarray, multiple_of: int = 8) -> 
         }
         for task in ("denoise", "dewatermark")
     ]
+    entries.append({
+        "name": "tiny-colorize", "version": "0", "task": "colorize", "file": "tiny-colorize.onnx",
+        "sha256": hashlib.sha256((folder / "tiny-colorize.onnx").read_bytes()).hexdigest(),
+        "input": {"name": "L", "multiple_of": 16, "working_size": 64, "latent": TINY_LATENT},
+        "output": {"logits": {"bins": ab_bins().tolist(), "temperature": 0.38}},
+    })
     (folder / "manifest.json").write_text(json.dumps({"models": entries}))
     return folder
 

@@ -56,8 +56,8 @@ def test_bad_manifest_and_unknown_task(tmp_path, identity_models):
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(ModelError, match="cannot read"):
         load_manifest(tmp_path)
-    with pytest.raises(ModelError, match="no model for task 'colorize'"):
-        model_for_task("colorize", identity_models)
+    with pytest.raises(ModelError, match="no model for task 'sharpen'"):
+        model_for_task("sharpen", identity_models)
 
 
 def test_shipped_manifest_verifies():

@@ -15,8 +15,7 @@ from restore.settings import Settings  # noqa: E402
 from restore.tasks.base import Context  # noqa: E402
 from restore.training.data import CropSampler, add_gaussian_noise, make_gray  # noqa: E402
 from restore.training.export import export_onnx  # noqa: E402
-from restore.training.nets import WatermarkUNet  # noqa: E402
-from restore.training.nets import DenoiseUNet, UNetConfig  # noqa: E402
+from restore.training.nets import ColorConfig, ColorVAE, DenoiseUNet, UNetConfig, WatermarkUNet  # noqa: E402
 
 
 @pytest.fixture
@@ -60,7 +59,47 @@ def test_noise_protocols():
 @pytest.mark.parametrize("net,channels", [(DenoiseUNet, 3), (WatermarkUNet, 4)])
 def test_export_matches_torch(tmp_path, net, channels):
     model = net(UNetConfig(in_channels=channels, widths=(8, 16, 32), blocks=(1, 1, 1))).eval()
-    assert export_onnx(model, tmp_path / "m.onnx", model.config.stride) < 1e-4
+    assert export_onnx(model, tmp_path / "m.onnx") < 1e-4
+
+
+@pytest.mark.parametrize("latent", [3, 0])
+def test_colorize_export_matches_torch(tmp_path, latent):
+    model = ColorVAE(ColorConfig(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1), latent=latent)).eval()
+    assert export_onnx(model, tmp_path / "c.onnx") < 1e-4
+
+
+def test_colorize_losses_use_the_latent(photos):
+    from restore.color import ab_bins
+    from restore.training.train_colorize import lab_batch, losses
+
+    model = ColorVAE(ColorConfig(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1), latent=3))
+    L, ab = lab_batch(CropSampler([photos], patch=48, rotate=False).batch(2))
+    assert L.shape == (2, 1, 48, 48) and float(L.min()) >= 0 and float(L.max()) <= 1
+    ce, kl = losses(model, L, ab, torch.from_numpy(ab_bins()), 5.0)
+    assert float(ce) > 0 and float(kl) >= 0
+    (ce + kl).backward()
+    assert model.posterior[1].weight.grad.abs().sum() > 0  # the posterior encoder is trained through z
+
+
+def test_colorize_train_export_and_serve(photos, tmp_path):
+    """Train the VAE and its deterministic baseline, export both, colorize with the VAE."""
+    runner = CliRunner()
+    models = tmp_path / "models"
+    for latent, name in ((None, "vae"), (0, "ae")):
+        train = ["train", "colorize", "--data", str(photos), "--val", str(photos), "--checkpoint", str(tmp_path / f"{name}.pt"),
+                 "--minutes", "0.03", "--batch", "2", "--patch", "32", "--threads", "1"] + (["--latent", "0"] if latent == 0 else [])
+        result = runner.invoke(app, train)
+        assert result.exit_code == 0, result.output
+        result = runner.invoke(app, ["export", "colorize", "--checkpoint", str(tmp_path / f"{name}.pt"), "--out", str(models / f"{name}.onnx"),
+                                     "--manifest", str(models / "manifest.json")])
+        assert result.exit_code == 0, result.output
+    entries = {m["name"]: m for m in json.loads((models / "manifest.json").read_text())["models"]}
+    assert entries["colorize-vae"]["task"] == "colorize" and entries["colorize-ae"]["task"] == "colorize-baseline"
+    assert entries["colorize-vae"]["input"]["latent"] == 8 and len(entries["colorize-vae"]["output"]["logits"]["bins"]) == 261
+    ctx = Context.create(Settings(models_dir=models, device="cpu"))
+    gray = np.random.default_rng(0).integers(0, 256, (37, 53, 1), dtype=np.uint8)
+    result = run("colorize", Picture(gray, None, "PNG"), {"samples": 2}, ctx)
+    assert [p.color.shape for p in result.pictures] == [(37, 53, 3)] * 2
 
 
 def test_train_resume_export_and_serve(photos, tmp_path):

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from restore.batch import sample_path
 from restore.errors import InputError, RestoreError
 from restore.io import FORMATS, Limits, read_image, write_image
 from restore.pipeline import options_from_json, run
@@ -51,11 +52,14 @@ def restore_file(source: Path | str, target: Path | str, tasks: str, options: di
     picture = read_image(sys.stdin.buffer if str(source) == "-" else source, limits)
     result = run(tasks, picture, options, ctx, read_image(mask, limits) if mask else None)
     if str(target) == "-":
+        if len(result.pictures) > 1:
+            raise InputError(f"{len(result.pictures)} results cannot go to stdout; give an output file or folder")
         write_image(result.picture, sys.stdout.buffer, fmt)
         sys.stdout.buffer.flush()
     else:
         Path(target).parent.mkdir(parents=True, exist_ok=True)
-        write_image(result.picture, target, fmt)  # no --format: the target's suffix, else the input's format
+        for i, picture in enumerate(result.pictures):  # no --format: the target's suffix, else the input's format
+            write_image(picture, sample_path(Path(target), i), fmt)
     return result.metrics
 
 

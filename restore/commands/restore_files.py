@@ -78,6 +78,23 @@ def dewatermark(
         fail(e)
 
 
+def colorize(
+    inputs: InputsArg,
+    output: OutputOpt,
+    samples: Annotated[Optional[int], typer.Option(help="colourings per photo, 1-8: NAME.png is the most likely, then NAME_1.png ...")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="seed for the samples after the first (same seed, same samples)")] = None,
+    options: OptionsOpt = None,
+    fmt: FormatOpt = None,
+    device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Colorize gray photos with the variational autoencoder; colour inputs are made gray first."""
+    try:
+        restore_many("colorize", inputs, output, parse_options(options, samples=samples, seed=seed), fmt, settings_from(device, threads, None))
+    except RestoreError as e:
+        fail(e)
+
+
 def _show(bar: tqdm, done: int, total: int) -> None:
     if bar.total != total:  # a new task in a chain starts its own count
         bar.reset(total)

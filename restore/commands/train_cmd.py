@@ -8,8 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-TASKS = ("denoise", "dewatermark")
-MODEL_NAMES = {"denoise": "denoise-unet", "dewatermark": "dewatermark-unet"}
+TASKS = ("denoise", "dewatermark", "colorize")
 
 
 def _check(task: str) -> None:
@@ -24,7 +23,7 @@ def _check(task: str) -> None:
 
 
 def train(
-    task: Annotated[str, typer.Argument(help="denoise or dewatermark")],
+    task: Annotated[str, typer.Argument(help="denoise, dewatermark or colorize")],
     data: Annotated[list[Path], typer.Option("--data", help="folder of clean training images (repeatable)")],
     checkpoint: Annotated[Optional[Path], typer.Option(help="checkpoint to write and resume from (default runs/TASK/ckpt.pt)")] = None,
     init: Annotated[Optional[Path], typer.Option(help="start from this checkpoint's weights when --checkpoint does not exist yet")] = None,
@@ -34,6 +33,7 @@ def train(
     batch: Annotated[Optional[int], typer.Option(help="crops per step (default 16 denoise, 12 dewatermark)")] = None,
     patch: Annotated[Optional[int], typer.Option(help="crop side in pixels, a multiple of 16 (default 96 / 128)")] = None,
     fonts: Annotated[Optional[list[Path]], typer.Option("--fonts", help="dewatermark: font folders (default: the DejaVu family)")] = None,
+    latent: Annotated[Optional[int], typer.Option(help="colorize: latent channels (default 8); 0 trains the deterministic autoencoder baseline")] = None,
     threads: Annotated[int, typer.Option(help="torch threads; 0 = all cores")] = 0,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
@@ -47,6 +47,14 @@ def train(
         from restore.training.train_denoise import DenoiseTrainConfig, train as run
 
         run(DenoiseTrainConfig(**common))
+    elif task == "colorize":
+        from dataclasses import asdict
+
+        from restore.training.nets import ColorConfig
+        from restore.training.train_colorize import ColorizeTrainConfig, train as run
+
+        net = asdict(ColorConfig() if latent is None else ColorConfig(latent=latent))
+        run(ColorizeTrainConfig(**common, net=net))
     else:
         from restore.training.train_dewatermark import DewatermarkTrainConfig, train as run
 
@@ -54,7 +62,7 @@ def train(
 
 
 def export(
-    task: Annotated[str, typer.Argument(help="denoise or dewatermark")],
+    task: Annotated[str, typer.Argument(help="denoise, dewatermark or colorize")],
     checkpoint: Annotated[Optional[Path], typer.Option(help="training checkpoint (default runs/TASK/ckpt.pt)")] = None,
     out: Annotated[Optional[Path], typer.Option(help="ONNX file to write (default models/NAME.onnx)")] = None,
     manifest: Annotated[Optional[Path], typer.Option(help="manifest to register the model in")] = Path("models/manifest.json"),
@@ -63,12 +71,13 @@ def export(
 ) -> None:
     """Export the EMA weights to ONNX, check ONNX Runtime against torch, and register the model."""
     _check(task)
-    from restore.training.export import export_onnx, load_model, manifest_entry, register, slim_checkpoint
+    from restore.training.export import export_onnx, load_model, manifest_entry, model_name, register, slim_checkpoint
 
     checkpoint = checkpoint or Path("runs") / task / "ckpt.pt"
-    out = out or Path("models") / f"{MODEL_NAMES[task]}.onnx"
     model, state = load_model(task, checkpoint)
-    diff = export_onnx(model, out, model.config.stride)
+    name = model_name(task, model)
+    out = out or Path("models") / f"{name}.onnx"
+    diff = export_onnx(model, out)
     typer.echo(f"wrote {out}; max |onnxruntime - torch| = {diff:.2e}")
     if diff > 1e-3:
         typer.echo("error: ONNX Runtime and torch disagree", err=True)
@@ -77,7 +86,7 @@ def export(
         slim_checkpoint(state, slim)
         typer.echo(f"wrote {slim}")
     if manifest:
-        register(manifest, manifest_entry(task, MODEL_NAMES[task], version, out, state, slim))
+        register(manifest, manifest_entry(task, name, version, out, state, slim))
         typer.echo(f"registered in {manifest}")
 
 

@@ -22,14 +22,28 @@ def load_rgb(path: Path) -> np.ndarray:
         return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
 
 
-class CropSampler:
-    """All images held in memory as uint8 (CBSD432 is about 200 MB); batches of random crops with flips."""
+def shrink(image: np.ndarray, long_side: int) -> np.ndarray:
+    """Scale down (area-averaged) so the long side is at most long_side."""
+    h, w = image.shape[:2]
+    if max(h, w) <= long_side:
+        return image
+    scale = long_side / max(h, w)
+    return np.asarray(Image.fromarray(image).resize((round(w * scale), round(h * scale)), Image.Resampling.BOX))
 
-    def __init__(self, folders: list[Path], patch: int, seed: int = 0):
-        self.images = [im for im in map(load_rgb, list_images(folders)) if min(im.shape[:2]) >= patch]
+
+class CropSampler:
+    """All images held in memory as uint8 (CBSD432 is about 200 MB); batches of random crops with flips
+    and, unless rotate is off (colour depends on which way is up), quarter turns. long_side: shrink each
+    image first, so crops see objects at the scale a model works at."""
+
+    def __init__(self, folders: list[Path], patch: int, seed: int = 0, long_side: int | None = None, rotate: bool = True):
+        images = map(load_rgb, list_images(folders))
+        if long_side:
+            images = (shrink(im, long_side) for im in images)
+        self.images = [im for im in images if min(im.shape[:2]) >= patch]
         if not self.images:
             raise ValueError(f"no image is at least {patch} px on its short side")
-        self.patch = patch
+        self.patch, self.rotate = patch, rotate
         self.rng = np.random.default_rng(seed)
 
     def batch(self, n: int) -> np.ndarray:
@@ -40,7 +54,8 @@ class CropSampler:
             y = self.rng.integers(im.shape[0] - self.patch + 1)
             x = self.rng.integers(im.shape[1] - self.patch + 1)
             crop = im[y : y + self.patch, x : x + self.patch]
-            crop = np.rot90(crop, self.rng.integers(4))
+            if self.rotate:
+                crop = np.rot90(crop, self.rng.integers(4))
             out[i] = crop[:, ::-1] if self.rng.random() < 0.5 else crop
         return out
 

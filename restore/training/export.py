@@ -9,11 +9,18 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from restore.training import train_denoise, train_dewatermark
-from restore.training.nets import WatermarkUNet
+from restore.color import ab_bins
+from restore.training import train_colorize, train_denoise, train_dewatermark
+from restore.training.nets import ColorVAE, WatermarkUNet
 
-BUILDERS = {"denoise": train_denoise.build_model, "dewatermark": train_dewatermark.build_model}
-OUTPUTS = {"denoise": ["restored"], "dewatermark": ["restored", "mask"]}
+BUILDERS = {"denoise": train_denoise.build_model, "dewatermark": train_dewatermark.build_model, "colorize": train_colorize.build_model}
+
+
+def model_name(task: str, model: torch.nn.Module) -> str:
+    """The manifest name: colorize's latent-free baseline is a model of its own, never served by the task."""
+    if isinstance(model, ColorVAE):
+        return "colorize-vae" if model.config.latent else "colorize-ae"
+    return f"{task}-unet"
 
 
 def load_model(task: str, checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
@@ -24,7 +31,7 @@ def load_model(task: str, checkpoint: str | Path) -> tuple[torch.nn.Module, dict
     return model.eval(), state
 
 
-class _Served(torch.nn.Module):
+class _Watermark(torch.nn.Module):
     """What serving runs: the watermark model without its training-only pixel head output."""
 
     def __init__(self, model: WatermarkUNet):
@@ -36,26 +43,44 @@ class _Served(torch.nn.Module):
         return restored, mask
 
 
-def export_onnx(model: torch.nn.Module, path: str | Path, stride: int, opset: int = 17) -> float:
+class _Deterministic(torch.nn.Module):
+    """The colorize baseline: no latent, so its one input is L."""
+
+    def __init__(self, model: ColorVAE):
+        super().__init__()
+        self.model = model
+
+    def forward(self, L):
+        return self.model.decode(L)
+
+
+def served(model: torch.nn.Module):
+    """(module to export, input names, output names, example(h, w) -> input tensors)."""
+    if isinstance(model, WatermarkUNet):
+        return _Watermark(model).eval(), ["image", "hint"], ["restored", "mask"], lambda h, w: (
+            torch.rand(1, 3, h, w), (torch.rand(1, 1, h, w) > 0.8).float())
+    if isinstance(model, ColorVAE):
+        latent, stride = model.config.latent, model.config.stride
+        if latent:
+            return model, ["L", "z"], ["logits"], lambda h, w: (torch.rand(2, 1, h, w), torch.randn(2, latent, h // stride, w // stride))
+        return _Deterministic(model).eval(), ["L"], ["logits"], lambda h, w: (torch.rand(1, 1, h, w),)
+    return model, ["image"], ["restored"], lambda h, w: (torch.rand(1, 3, h, w),)
+
+
+def export_onnx(model: torch.nn.Module, path: str | Path, opset: int = 17) -> float:
     """Write the ONNX file and return the largest |ORT - torch| difference on a random non-square input."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    watermark = isinstance(model, WatermarkUNet)
-    model = _Served(model).eval() if watermark else model
-    inputs, outputs = (["image", "hint"], ["restored", "mask"]) if watermark else (["image"], ["restored"])
-
-    def example(h: int, w: int) -> tuple[torch.Tensor, ...]:
-        image = torch.rand(1, 3, h, w)
-        return (image, (torch.rand(1, 1, h, w) > 0.8).float()) if watermark else (image,)
-
+    module, inputs, outputs, example = served(model)
+    stride = model.config.stride
     dynamic = {0: "batch", 2: "height", 3: "width"}
     torch.onnx.export(
-        model, example(2 * stride, 3 * stride), str(path), dynamo=False, opset_version=opset,
+        module, example(2 * stride, 3 * stride), str(path), dynamo=False, opset_version=opset,
         input_names=inputs, output_names=outputs, dynamic_axes={n: dynamic for n in inputs + outputs},
     )
     x = example(5 * stride, 7 * stride)
     with torch.no_grad():
-        expected = model(*x)
+        expected = module(*x)
     expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {name: t.numpy() for name, t in zip(inputs, x)})
@@ -68,25 +93,39 @@ def sha256(path: str | Path) -> str:
 
 def manifest_entry(task: str, name: str, version: str, onnx_path: Path, state: dict, slim: Path | None) -> dict:
     cfg = state["config"]
-    noise = {
-        "denoise": lambda: f"Gaussian sigma U(0, {cfg['sigma_max']}) on the 0-255 scale; {cfg['p_quantized']:.0%} clipped "
-                           f"and rounded to 8 bits; {cfg['p_gray']:.0%} gray",
-        "dewatermark": lambda: "synthetic text and logo watermarks (restore.training.watermarks), opacity 0.3-0.9, "
-                               f"{cfg['p_clean']:.0%} unmarked crops",
-    }[task]()
-    return {
+    model = BUILDERS[task](cfg["net"])
+    entry = {
         "name": name, "version": version, "task": task, "file": onnx_path.name, "sha256": sha256(onnx_path),
-        "input": {"name": "image", "layout": "NCHW", "dtype": "float32", "channels": 3, "range": [0, 1],
-                  "multiple_of": BUILDERS[task](cfg["net"]).config.stride, "bytes_per_pixel": 300,
-                  **({"hint": "mask (N, 1, H, W) in [0, 1], zeros when none"} if task == "dewatermark" else {})},
-        "output": {n: {"layout": "NCHW", "dtype": "float32", "channels": 3 if n == "restored" else 1, "range": [0, 1]}
-                   for n in OUTPUTS[task]},
         "training": {
             "data": [Path(d).name for d in cfg["data"]], "steps": state["step"], "batch": cfg["batch"], "patch": cfg["patch"],
-            "degradation": noise, "architecture": cfg["net"], "checkpoint": str(slim) if slim else None,
+            "architecture": cfg["net"], "checkpoint": str(slim) if slim else None,
         },
         "metrics": {},
     }
+    image_in = {"name": "image", "layout": "NCHW", "dtype": "float32", "channels": 3, "range": [0, 1],
+                "multiple_of": model.config.stride, "bytes_per_pixel": 300}
+    image_out = {"layout": "NCHW", "dtype": "float32", "channels": 3, "range": [0, 1]}
+    if task == "denoise":
+        entry["input"], entry["output"] = image_in, {"restored": image_out}
+        entry["training"]["degradation"] = (f"Gaussian sigma U(0, {cfg['sigma_max']}) on the 0-255 scale; {cfg['p_quantized']:.0%} "
+                                            f"clipped and rounded to 8 bits; {cfg['p_gray']:.0%} gray")
+    elif task == "dewatermark":
+        entry["input"] = {**image_in, "hint": "mask (N, 1, H, W) in [0, 1], zeros when none"}
+        entry["output"] = {"restored": image_out, "mask": {**image_out, "channels": 1}}
+        entry["training"]["degradation"] = ("synthetic text and logo watermarks (restore.training.watermarks), opacity 0.3-0.9, "
+                                            f"{cfg['p_clean']:.0%} unmarked crops")
+    else:  # colorize: the VAE, or its deterministic baseline (a model of its own, not served by the task)
+        latent = model.config.latent
+        entry["task"] = task if latent else "colorize-baseline"
+        entry["input"] = {"name": "L", "layout": "NCHW", "dtype": "float32", "channels": 1, "range": [0, 1],
+                          "meaning": "CIE L / 100 at the working size", "multiple_of": model.config.stride,
+                          "working_size": cfg["working_size"], "latent": latent,
+                          **({"z": f"(N, {latent}, H / 16, W / 16), N(0, I); zeros for the most likely colouring"} if latent else {})}
+        entry["output"] = {"logits": {"layout": "NCHW", "dtype": "float32", "size": "H / 4, W / 4",
+                                      "bins": ab_bins().tolist(), "temperature": train_colorize.TEMPERATURE}}
+        entry["training"]["degradation"] = (f"photos shrunk to {cfg['working_size']} px on the long side; L in, ab out; "
+                                            f"KL weight {cfg['kl_weight']} after a {cfg['kl_warmup']}-step warm-up")
+    return entry
 
 
 def register(manifest: str | Path, entry: dict) -> None:

@@ -107,3 +107,75 @@ class WatermarkUNet(UNet):
             mask = mask * (mask >= self.keep_below).to(mask.dtype)
         restored = x + y[:, 1:]
         return mask * restored + (1 - mask) * x, mask, restored
+
+
+@dataclass(frozen=True)
+class ColorConfig:
+    widths: tuple[int, ...] = (32, 64, 128, 256)  # levels at 1/2, 1/4, 1/8, 1/16 of the working size
+    blocks: tuple[int, ...] = (1, 1, 2, 2)
+    latent: int = 8  # channels of z, one vector per 16x16 pixels; 0 makes the deterministic autoencoder
+    bins: int = 261  # ab classes (restore.color.ab_bins)
+
+    from_dict = classmethod(UNetConfig.from_dict.__func__)
+
+    @property
+    def stride(self) -> int:
+        return 2 * 2 ** (len(self.widths) - 1)
+
+
+class ColorVAE(nn.Module):
+    """Conditional VAE for colorization in Lab: p(ab | L, z) with z ~ N(0, I), q(z | L, ab) to train.
+
+    The decoder is an encoder-decoder over L (pixel-unshuffle, strided convolutions, skips) with z
+    added at the bottleneck, one latent vector per 16x16 pixels, so a sample can colour regions
+    differently (this car red, that sky orange). It predicts logits over the ab bins at a quarter of
+    the working size: colour is smooth, and the full-resolution L carries the detail. The posterior
+    encoder sees L and the true ab, only in training. latent = 0 gives the deterministic autoencoder,
+    trained the same way, that the benchmark compares with.
+    L: (N, 1, H, W) lightness / 100; ab: (N, 2, H, W) / 110; z: (N, latent, H / 16, W / 16).
+    """
+
+    def __init__(self, config: ColorConfig = ColorConfig()):
+        super().__init__()
+        self.config = config
+        w, b = config.widths, config.blocks
+        self.head = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(4, w[0], 3, padding=1))
+        self.enc = nn.ModuleList([_stack(w[i], b[i]) for i in range(len(w) - 1)])
+        self.down = nn.ModuleList([nn.Conv2d(w[i], w[i + 1], 2, stride=2) for i in range(len(w) - 1)])
+        self.mid = _stack(w[-1], b[-1])
+        # The decoder climbs back to level 1 (a quarter of the working size) only.
+        self.up = nn.ModuleList([nn.ConvTranspose2d(w[i + 1], w[i], 2, stride=2) for i in range(1, len(w) - 1)])
+        self.dec = nn.ModuleList([_stack(w[i], b[i]) for i in range(1, len(w) - 1)])
+        self.logits = nn.Sequential(nn.Conv2d(w[1], w[1], 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(w[1], config.bins, 1))
+        if config.latent:
+            self.from_z = nn.Conv2d(config.latent, w[-1], 1)
+            q = [c // 2 for c in w]  # the posterior only has to summarise colours it is shown: half as wide
+            self.posterior = nn.Sequential(
+                nn.PixelUnshuffle(2), nn.Conv2d(12, q[0], 3, padding=1), nn.ReLU(inplace=True),
+                *[layer for i in range(len(q) - 1) for layer in (nn.Conv2d(q[i], q[i + 1], 2, stride=2), ResBlock(q[i + 1]))],
+                nn.Conv2d(q[-1], 2 * config.latent, 1),
+            )
+
+    def decode(self, L, z=None):
+        """Logits (N, bins, H / 4, W / 4) of the ab bins given L and z (None or zeros: the prior's mode)."""
+        h = self.head(L)
+        skips = []
+        for enc, down in zip(self.enc, self.down):
+            h = enc(h)
+            skips.append(h)
+            h = down(h)
+        if self.config.latent and z is not None:
+            h = h + self.from_z(z)
+        h = self.mid(h)
+        for up, dec, skip in zip(reversed(self.up), reversed(self.dec), reversed(skips[1:])):
+            h = dec(up(h) + skip)
+        return self.logits(h)
+
+    def encode(self, L, ab):
+        """The posterior's mean and log-variance, each (N, latent, H / 16, W / 16)."""
+        mu, logvar = self.posterior(torch.cat([L, ab], dim=1)).chunk(2, dim=1)
+        return mu, logvar.clamp(-10, 6)
+
+    def forward(self, L, z):
+        """What serving runs: the logits for a given z."""
+        return self.decode(L, z)

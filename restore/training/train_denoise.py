@@ -27,6 +27,10 @@ class DenoiseTrainConfig(LoopConfig):
     sigma_max: float = 55.0  # train a little past 50 so sigma 50 is not at the edge of what the model saw
     p_quantized: float = 0.5  # share of inputs clipped and rounded to 8 bits
     p_gray: float = 0.2  # share of inputs that are gray photos (same noise in all channels)
+    # Per-crop L1 weighted by (25 + 5) / (sigma + 5): the error a denoiser leaves grows with sigma, so an
+    # unweighted mean lets the noisiest crops drive training and low sigmas lag (the first 20k-step run
+    # trailed CBM3D by 0.9 dB at sigma 15 on smooth photos while beating it by 1.2 dB at 50).
+    balance_sigma: bool = True
     net: dict = field(default_factory=lambda: asdict(UNetConfig()))
 
 
@@ -74,6 +78,10 @@ def train(cfg: DenoiseTrainConfig) -> Path:
     gen = torch.Generator().manual_seed(cfg.seed + step0)
     val = load_val(cfg.val) if cfg.val else None
 
+    # The weight's mean over sigma ~ U(0, sigma_max): dividing by it keeps the loss (and so the learning
+    # rate's meaning) on the scale of the unweighted L1.
+    balance_mean = 30.0 * np.log((cfg.sigma_max + 5.0) / 5.0) / cfg.sigma_max
+
     def step_loss(model, step):
         clean = to_tensor(sampler.batch(cfg.batch))
         n = clean.shape[0]
@@ -81,6 +89,9 @@ def train(cfg: DenoiseTrainConfig) -> Path:
         clean = make_gray(clean, gray)
         sigma = torch.rand(n, generator=gen) * cfg.sigma_max
         noisy = add_gaussian_noise(clean, sigma, torch.rand(n, generator=gen) < cfg.p_quantized, gen, gray)
-        return F.l1_loss(model(noisy), clean)
+        per_crop = (model(noisy) - clean).abs().mean(dim=(1, 2, 3))
+        if cfg.balance_sigma:
+            per_crop = per_crop * (30.0 / (sigma + 5.0)) / balance_mean
+        return per_crop.mean()
 
     return train_loop(cfg, model, state, step_loss, (lambda ema: evaluate(ema, val)) if val is not None else None)

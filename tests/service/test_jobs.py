@@ -113,7 +113,7 @@ def test_models_health_ready_and_metrics(client, workers, identity_models):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 503 and "no worker" in ready.json()["detail"]
-    assert sorted(m["name"] for m in client.get("/v1/models").json()) == ["tiny-denoise", "tiny-dewatermark"]
+    assert sorted(m["name"] for m in client.get("/v1/models").json()) == ["tiny-colorize", "tiny-denoise", "tiny-dewatermark"]
     workers.start(identity_models)
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["workers"][0]["providers"] == ["CPUExecutionProvider"]
@@ -211,3 +211,16 @@ def test_a_task_without_a_model_is_refused_up_front(rdb, tmp_path, identity_mode
         r = submit(client, png_bytes(), task="dewatermark")
     assert r.status_code == 503 and "no model for task 'dewatermark'" in r.json()["detail"]
     assert rdb.llen("cpu") == 0
+
+
+def test_colorize_samples_through_the_service(client, workers, identity_models):
+    workers.start(identity_models)
+    r = submit(client, png_bytes(4, mode="L"), task="colorize", options={"samples": 3, "seed": 9})
+    body = wait_for(client, r.json()["id"])
+    assert body["status"] == "succeeded", body
+    assert body["results"] == 3 and body["metrics"]["tasks"]["colorize"]["seed"] == 9
+    got = [client.get(f"/v1/jobs/{body['id']}/result", params={"sample": i}) for i in range(3)]
+    assert all(g.status_code == 200 for g in got)
+    assert pixels(got[0].content).shape[2] == 3 and len({g.content for g in got}) == 3
+    assert 'filename="a_2.png"' in got[2].headers["content-disposition"]
+    assert client.get(f"/v1/jobs/{body['id']}/result?sample=3").status_code == 404

@@ -1,0 +1,133 @@
+"""Train the colorization VAE (or, with latent = 0, the deterministic autoencoder it is compared with).
+
+Photos are shrunk so the long side is the working size (as serving does), then cropped and flipped
+(never rotated: colour depends on which way is up). Gray photos in the data are skipped.
+
+Loss, per ab pixel at a quarter of the crop size:
+- reconstruction: cross entropy between the predicted distribution over ab bins and a soft target (a
+  Gaussian, sigma 5 ab units, around the true ab; Zhang et al. 2016). A distribution, not a regressed
+  mean: regressing ab averages the plausible colours towards gray, which is what makes colorizers look
+  washed out; serving decodes the distribution by its annealed mean, which stays vivid.
+- KL divergence of q(z | L, ab) from N(0, I), summed over the latent and divided by the number of ab
+  pixels (so weight 1 is the true evidence lower bound per pixel), times a weight that rises linearly from
+  0 to kl_weight over the first kl_warmup steps (Bowman et al. 2016): with the KL at full weight from the
+  start, the decoder learns to ignore z before z has learnt anything, and every sample comes out alike.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from restore.color import ab_bins, colourfulness, lab_to_rgb_keep_lightness, rgb_to_lab
+from restore.tasks.colorize import annealed_mean
+from restore.training.data import CropSampler, list_images, load_rgb, shrink
+from restore.training.loop import LoopConfig, load_state, train_loop
+from restore.training.nets import ColorConfig, ColorVAE
+
+AB_SCALE = 110.0  # ab / AB_SCALE is what the posterior encoder sees
+TEMPERATURE = 0.38  # the annealed mean's temperature (Zhang et al.'s choice), used in evaluation and serving
+
+
+@dataclass
+class ColorizeTrainConfig(LoopConfig):
+    checkpoint: str = "runs/colorize/ckpt.pt"
+    data: list[str] = field(default_factory=list)
+    val: str | None = None  # folder of colour photos for a quick check
+    batch: int = 16
+    patch: int = 128
+    working_size: int = 256  # the long side photos are shrunk to, in training and in serving
+    kl_weight: float = 1.0
+    kl_warmup: int = 3000
+    soft_sigma: float = 5.0
+    min_chroma: float = 3.0  # mean |ab| below this: a gray photo, skipped
+    net: dict = field(default_factory=lambda: asdict(ColorConfig()))
+
+
+def build_model(net: dict) -> ColorVAE:
+    return ColorVAE(ColorConfig.from_dict(net))
+
+
+def lab_batch(rgb_u8: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, H, W, 3) uint8 -> L / 100 (N, 1, H, W) and ab (N, 2, H, W) in ab units."""
+    lab = torch.from_numpy(rgb_to_lab(rgb_u8.astype(np.float32) / 255)).permute(0, 3, 1, 2)
+    return lab[:, :1] / 100, lab[:, 1:]
+
+
+def soft_targets(ab: torch.Tensor, bins: torch.Tensor, sigma: float) -> torch.Tensor:
+    """ab (N, 2, h, w) -> (N, Q, h, w) weights: a Gaussian around each pixel's ab over the bin centres."""
+    d2 = ((ab[:, None] - bins[None, :, :, None, None]) ** 2).sum(dim=2)
+    return torch.softmax(-d2 / (2 * sigma**2), dim=1)
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Per image, summed over the latent: KL(N(mu, exp(logvar)) || N(0, I))."""
+    return 0.5 * (mu**2 + logvar.exp() - 1 - logvar).flatten(1).sum(dim=1)
+
+
+def losses(model: ColorVAE, L: torch.Tensor, ab: torch.Tensor, bins: torch.Tensor, soft_sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cross entropy per ab pixel, KL per ab pixel), each averaged over the batch."""
+    small_ab = F.avg_pool2d(ab, 4)
+    z = None
+    kl = torch.zeros(())
+    if model.config.latent:
+        mu, logvar = model.encode(L, ab / AB_SCALE)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        kl = (kl_divergence(mu, logvar) / small_ab[0, 0].numel()).mean()
+    logits = model.decode(L, z)
+    ce = -(soft_targets(small_ab, bins, soft_sigma) * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    return ce, kl
+
+
+def load_val(folder: str, working_size: int, count: int = 16) -> np.ndarray:
+    """Centre crops (count, s, s, 3) uint8 of photos shrunk to the working size, s a multiple of 16."""
+    images = [shrink(load_rgb(p), working_size) for p in list_images([Path(folder)])[:count]]
+    s = min(min(im.shape[:2]) for im in images) // 16 * 16
+    return np.stack([im[(im.shape[0] - s) // 2 :][:s, (im.shape[1] - s) // 2 :][:, :s] for im in images])
+
+
+@torch.no_grad()
+def evaluate(model: ColorVAE, val: np.ndarray, bins: torch.Tensor, soft_sigma: float) -> dict[str, float]:
+    """Cross entropy and KL on the validation crops; PSNR and colourfulness of the z = 0 colouring
+    decoded as serving decodes it."""
+    model.eval()
+    L, ab = lab_batch(val)
+    ce, kl = losses(model, L, ab, bins, soft_sigma)
+    logits = model.decode(L, torch.zeros(len(L), model.config.latent, L.shape[2] // 16, L.shape[3] // 16) if model.config.latent else None)
+    pred = torch.from_numpy(annealed_mean(logits.numpy(), bins.numpy(), TEMPERATURE))
+    pred = F.interpolate(pred, size=L.shape[2:], mode="bilinear", align_corners=False)
+    rgb = lab_to_rgb_keep_lightness(torch.cat([L * 100, pred], dim=1).permute(0, 2, 3, 1).numpy())
+    truth = val.astype(np.float32) / 255
+    mse = ((np.round(rgb * 255) / 255 - truth) ** 2).mean(axis=(1, 2, 3))
+    model.train()
+    return {
+        "ce": float(ce), "kl": float(kl), "psnr": float(np.mean(10 * np.log10(1 / mse))),
+        "colourfulness": float(np.mean([colourfulness(x) for x in rgb])),
+        "colourfulness_truth": float(np.mean([colourfulness(x) for x in truth])),
+    }
+
+
+def train(cfg: ColorizeTrainConfig) -> Path:
+    torch.manual_seed(cfg.seed)
+    state = load_state(cfg)
+    if state is not None:
+        cfg.net = state["config"]["net"]
+    step0 = state["step"] if state else 0
+    model = build_model(cfg.net)
+    bins = torch.from_numpy(ab_bins())
+    if model.config.bins != len(bins):
+        raise ValueError(f"the model predicts {model.config.bins} bins, restore.color.ab_bins has {len(bins)}")
+    sampler = CropSampler([Path(d) for d in cfg.data], cfg.patch, cfg.seed + step0, long_side=cfg.working_size, rotate=False)
+    chroma = [np.abs(rgb_to_lab(im[::4, ::4].astype(np.float32) / 255)[..., 1:]).mean() for im in sampler.images]
+    sampler.images = [im for im, c in zip(sampler.images, chroma) if c >= cfg.min_chroma]
+    val = load_val(cfg.val, cfg.working_size) if cfg.val else None
+
+    def step_loss(model, step):
+        L, ab = lab_batch(sampler.batch(cfg.batch))
+        ce, kl = losses(model, L, ab, bins, cfg.soft_sigma)
+        return ce + cfg.kl_weight * min(1.0, step / cfg.kl_warmup) * kl
+
+    return train_loop(cfg, model, state, step_loss, (lambda ema: evaluate(ema, val, bins, cfg.soft_sigma)) if val is not None else None)
