@@ -2,6 +2,7 @@
 Celery worker processes started with the `restore worker` command."""
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -126,13 +127,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def live_api(rdb):
-    """`restore serve` on a free port with the shipped models; yields its base URL."""
+@contextlib.contextmanager
+def serving(models_dir: Path | None):
+    """`restore serve` on a free port with these models (None: the shipped ones); yields its base URL."""
     import httpx
 
     port = free_port()
-    proc = subprocess.Popen([RESTORE, "serve", "--port", str(port)], env=service_env(None), start_new_session=True,
+    proc = subprocess.Popen([RESTORE, "serve", "--port", str(port)], env=service_env(models_dir), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -148,3 +149,17 @@ def live_api(rdb):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(15)
+
+
+@pytest.fixture
+def live_api(rdb):
+    """The API with the shipped models."""
+    with serving(None) as base:
+        yield base
+
+
+@pytest.fixture
+def live_api_tiny(rdb, identity_models):
+    """The API with the tiny test models."""
+    with serving(identity_models) as base:
+        yield base

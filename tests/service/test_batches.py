@@ -89,3 +89,20 @@ def test_server_batch_resumes_its_jobs(tmp_path, live_api, workers, identity_mod
     assert not state.exists()
     for i in range(4):
         assert (pixels((out / f"{i}.png").read_bytes()) == pixels(png_bytes(i))).all()
+
+
+def test_server_batch_downloads_every_colorize_sample(tmp_path, live_api_tiny, workers, identity_models):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):
+        (src / f"g{i}.png").write_bytes(png_bytes(i, mode="L"))
+    env = service_env(identity_models)
+    local = run_batch(src, tmp_path / "local", "--task", "colorize", "--options", '{"samples": 3, "seed": 4}', env=env)
+    workers.start(identity_models)
+    remote = run_batch(src, tmp_path / "remote", "--task", "colorize", "--options", '{"samples": 3, "seed": 4}',
+                       "--server", live_api_tiny, env=env)
+    assert local.returncode == remote.returncode == 0, remote.stderr.decode()[-2000:]
+    names = sorted(p.name for p in (tmp_path / "remote").glob("*.png"))
+    assert names == ["g0.png", "g0_1.png", "g0_2.png", "g1.png", "g1_1.png", "g1_2.png"]
+    for name in names:
+        assert np.array_equal(pixels((tmp_path / "local" / name).read_bytes()), pixels((tmp_path / "remote" / name).read_bytes()))
