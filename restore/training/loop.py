@@ -14,7 +14,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ class LoopConfig:
     ema_decay: float = 0.999
     threads: int = 0  # 0: all cores
     seed: int = 0
+    net: dict = field(default_factory=dict)  # the architecture; each trainer gives its default
 
 
 def lr_at(cfg: LoopConfig, cycle_step: int, cycle_fraction: float) -> float:
@@ -62,6 +63,16 @@ def load_state(cfg: LoopConfig) -> dict | None:
     state = torch.load(source, map_location="cpu", weights_only=False)
     state["source"] = str(source)
     return state
+
+
+def start(cfg: LoopConfig, build: Callable[[dict], nn.Module]) -> tuple[dict | None, nn.Module, int]:
+    """Seed, load the state to resume from (if any) and build the model: (state, model, first step).
+    The architecture comes from the checkpoint when there is one, never from the flags."""
+    torch.manual_seed(cfg.seed)
+    state = load_state(cfg)
+    if state is not None:
+        cfg.net = state["config"]["net"]
+    return state, build(cfg.net), state["step"] if state else 0
 
 
 def train_loop(

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from restore.color import ab_bins, colourfulness, lab_to_rgb_keep_lightness, rgb_to_lab
 from restore.tasks.colorize import annealed_mean
 from restore.training.data import CropSampler, list_images, load_rgb, shrink
-from restore.training.loop import LoopConfig, load_state, train_loop
+from restore.training.loop import LoopConfig, start, train_loop
 from restore.training.nets import ColorConfig, ColorVAE
 
 AB_SCALE = 110.0  # ab / AB_SCALE is what the posterior encoder sees
@@ -111,12 +111,7 @@ def evaluate(model: ColorVAE, val: np.ndarray, bins: torch.Tensor, soft_sigma: f
 
 
 def train(cfg: ColorizeTrainConfig) -> Path:
-    torch.manual_seed(cfg.seed)
-    state = load_state(cfg)
-    if state is not None:
-        cfg.net = state["config"]["net"]
-    step0 = state["step"] if state else 0
-    model = build_model(cfg.net)
+    state, model, step0 = start(cfg, build_model)
     bins = torch.from_numpy(ab_bins())
     if model.config.bins != len(bins):
         raise ValueError(f"the model predicts {model.config.bins} bins, restore.color.ab_bins has {len(bins)}")

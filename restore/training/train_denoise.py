@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from restore.training.data import CropSampler, add_gaussian_noise, list_images, load_rgb, make_gray
-from restore.training.loop import LoopConfig, load_state, train_loop
+from restore.training.loop import LoopConfig, start, train_loop
 from restore.training.nets import DenoiseUNet, UNetConfig
 
 
@@ -68,12 +68,7 @@ def build_model(net: dict) -> DenoiseUNet:
 
 
 def train(cfg: DenoiseTrainConfig) -> Path:
-    torch.manual_seed(cfg.seed)
-    state = load_state(cfg)
-    if state is not None:
-        cfg.net = state["config"]["net"]  # the architecture comes from the checkpoint, never the flags
-    step0 = state["step"] if state else 0
-    model = build_model(cfg.net)
+    state, model, step0 = start(cfg, build_model)
     sampler = CropSampler([Path(d) for d in cfg.data], cfg.patch, seed=cfg.seed + step0)
     gen = torch.Generator().manual_seed(cfg.seed + step0)
     val = load_val(cfg.val) if cfg.val else None

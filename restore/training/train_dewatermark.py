@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from restore.training.data import list_images, load_rgb
-from restore.training.loop import LoopConfig, load_state, train_loop
+from restore.training.loop import LoopConfig, start, train_loop
 from restore.training.nets import UNetConfig, WatermarkUNet
 from restore.training.watermarks import WatermarkSynth, find_fonts
 
@@ -138,12 +138,7 @@ def evaluate(model, val) -> dict[str, float]:
 
 
 def train(cfg: DewatermarkTrainConfig) -> Path:
-    torch.manual_seed(cfg.seed)
-    state = load_state(cfg)
-    if state is not None:
-        cfg.net = state["config"]["net"]
-    step0 = state["step"] if state else 0
-    model = build_model(cfg.net)
+    state, model, step0 = start(cfg, build_model)
     synth = WatermarkSynth(find_fonts([Path(f) for f in cfg.fonts] or None), logos=[Path(p) for p in cfg.logos])
     crops = MarkedCrops([Path(d) for d in cfg.data], synth, cfg.patch, cfg.p_clean, cfg.seed + step0)
     val = load_val(cfg.val, model.config.stride) if cfg.val else None
