@@ -81,6 +81,20 @@ def test_colorize_losses_use_the_latent(photos):
     assert model.posterior[1].weight.grad.abs().sum() > 0  # the posterior encoder is trained through z
 
 
+def test_rebalancing_favours_rare_colours():
+    from restore.color import ab_bins
+    from restore.training.train_colorize import nearest_bin, rebalancing_weights
+
+    bins = torch.from_numpy(ab_bins())
+    dull = np.full((16, 16, 3), 120, np.uint8)
+    red = np.zeros((16, 16, 3), np.uint8)
+    red[..., 0] = 200
+    w = rebalancing_weights([dull] * 9 + [red], bins, uniform=0.5)
+    gray_bin = int(nearest_bin(torch.zeros(1, 2, 1, 1), bins))
+    assert w[gray_bin] < 1 < w.max() and w.min() > 0
+    assert w[gray_bin] < w[int(nearest_bin(torch.tensor([[[[70.0]], [[60.0]]]]), bins))]  # red is rarer here than gray
+
+
 def test_colorize_train_export_and_serve(photos, tmp_path):
     """Train the VAE and its deterministic baseline, export both, colorize with the VAE."""
     runner = CliRunner()

@@ -40,8 +40,9 @@ def owned_job(store: JobStore, job_id: str, owner: str) -> Job:
 async def create_job(
     response: Response, store: StoreDep, celery: CeleryDep, settings: SettingsDep, owner: OwnerDep,
     file: Annotated[UploadFile, File(description="the image")],
-    task: Annotated[str, Form(description="denoise, or a chain such as dewatermark,denoise")] = "denoise",
-    options: Annotated[str | None, Form(description='JSON, e.g. {"sigma": 25, "format": "png"}')] = None,
+    task: Annotated[str, Form(description="denoise, dewatermark, colorize, or a chain such as dewatermark,denoise")] = "denoise",
+    options: Annotated[str | None, Form(description='JSON: the tasks\' options and format, e.g. {"sigma": 25, "format": "png"} '
+                                                     'or, for colorize, {"samples": 4, "seed": 7} (results: ?sample=0..3)')] = None,
     mask: Annotated[UploadFile | None, File(description="optional, dewatermark: white where the watermark is")] = None,
 ) -> JobCreated:
     limit = min(settings.max_bytes, store.max_blob)

@@ -8,6 +8,10 @@ Loss, per ab pixel at a quarter of the crop size:
   Gaussian, sigma 5 ab units, around the true ab; Zhang et al. 2016). A distribution, not a regressed
   mean: regressing ab averages the plausible colours towards gray, which is what makes colorizers look
   washed out; serving decodes the distribution by its annealed mean, which stays vivid.
+  Each pixel's term is weighted by how rare its colour is (Zhang et al.'s class rebalancing: the inverse
+  of the smoothed colour prior mixed half-and-half with a uniform one): photos are mostly gray-brown, and
+  unweighted, the distribution - and so its annealed mean - stays dull. A first run without it reached
+  colourfulness 9 against the photos' 44 after 2,000 steps, falling as it trained.
 - KL divergence of q(z | L, ab) from N(0, I), summed over the latent and divided by the number of ab
   pixels (so weight 1 is the true evidence lower bound per pixel), times a weight that rises linearly from
   0 to kl_weight over the first kl_warmup steps (Bowman et al. 2016): with the KL at full weight from the
@@ -40,8 +44,12 @@ class ColorizeTrainConfig(LoopConfig):
     batch: int = 16
     patch: int = 128
     working_size: int = 256  # the long side photos are shrunk to, in training and in serving
-    kl_weight: float = 1.0
-    kl_warmup: int = 3000
+    # Below 1 (a beta-VAE): z has to carry enough of the true colours that eight samples span real
+    # alternatives (the best of 8 must beat the default by 1.5 dB); at 1 the first run kept 0.09 nats per
+    # pixel in z and its samples barely differed.
+    kl_weight: float = 0.3
+    kl_warmup: int = 2000
+    rebalance: float = 0.5  # the uniform share in the rebalancing prior; 1 turns rebalancing off
     soft_sigma: float = 5.0
     min_chroma: float = 3.0  # mean |ab| below this: a gray photo, skipped
     net: dict = field(default_factory=lambda: asdict(ColorConfig()))
@@ -68,8 +76,29 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu**2 + logvar.exp() - 1 - logvar).flatten(1).sum(dim=1)
 
 
-def losses(model: ColorVAE, L: torch.Tensor, ab: torch.Tensor, bins: torch.Tensor, soft_sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(cross entropy per ab pixel, KL per ab pixel), each averaged over the batch."""
+def nearest_bin(ab: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """(N, 2, h, w) ab -> (N, h, w) index of the nearest bin."""
+    return ((ab[:, None] - bins[None, :, :, None, None]) ** 2).sum(dim=2).argmin(dim=1)
+
+
+def rebalancing_weights(images: list[np.ndarray], bins: torch.Tensor, uniform: float, sigma: float = 5.0) -> torch.Tensor:
+    """(Q,) weight per bin: 1 / ((1 - uniform) p + uniform / Q), p the colour frequencies of the images
+    smoothed by a Gaussian over ab, scaled so the expected weight under p is 1."""
+    counts = torch.zeros(len(bins))
+    for im in images:
+        _, ab = lab_batch(im[None, ::4, ::4])
+        counts += torch.bincount(nearest_bin(ab, bins).flatten(), minlength=len(bins)).float()
+    d2 = ((bins[:, None] - bins[None]) ** 2).sum(-1)
+    p = torch.exp(-d2 / (2 * sigma**2)) @ (counts / counts.sum())
+    p = p / p.sum()
+    w = 1 / ((1 - uniform) * p + uniform / len(bins))
+    return w / (p * w).sum()
+
+
+def losses(model: ColorVAE, L: torch.Tensor, ab: torch.Tensor, bins: torch.Tensor, soft_sigma: float,
+           weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cross entropy per ab pixel, rebalanced by `weights` per bin if given; KL per ab pixel), each
+    averaged over the batch."""
     small_ab = F.avg_pool2d(ab, 4)
     z = None
     kl = torch.zeros(())
@@ -78,8 +107,10 @@ def losses(model: ColorVAE, L: torch.Tensor, ab: torch.Tensor, bins: torch.Tenso
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         kl = (kl_divergence(mu, logvar) / small_ab[0, 0].numel()).mean()
     logits = model.decode(L, z)
-    ce = -(soft_targets(small_ab, bins, soft_sigma) * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
-    return ce, kl
+    ce = -(soft_targets(small_ab, bins, soft_sigma) * F.log_softmax(logits, dim=1)).sum(dim=1)
+    if weights is not None:
+        ce = ce * weights[nearest_bin(small_ab, bins)]
+    return ce.mean(), kl
 
 
 def load_val(folder: str, working_size: int, count: int = 16) -> np.ndarray:
@@ -90,24 +121,34 @@ def load_val(folder: str, working_size: int, count: int = 16) -> np.ndarray:
 
 
 @torch.no_grad()
-def evaluate(model: ColorVAE, val: np.ndarray, bins: torch.Tensor, soft_sigma: float) -> dict[str, float]:
+def evaluate(model: ColorVAE, val: np.ndarray, bins: torch.Tensor, soft_sigma: float, samples: int = 8) -> dict[str, float]:
     """Cross entropy and KL on the validation crops; PSNR and colourfulness of the z = 0 colouring
-    decoded as serving decodes it."""
+    decoded as serving decodes it; for the VAE, the PSNR of the best of `samples` (z = 0 and draws)."""
     model.eval()
     L, ab = lab_batch(val)
     ce, kl = losses(model, L, ab, bins, soft_sigma)
-    logits = model.decode(L, torch.zeros(len(L), model.config.latent, L.shape[2] // 16, L.shape[3] // 16) if model.config.latent else None)
-    pred = torch.from_numpy(annealed_mean(logits.numpy(), bins.numpy(), TEMPERATURE))
-    pred = F.interpolate(pred, size=L.shape[2:], mode="bilinear", align_corners=False)
-    rgb = lab_to_rgb_keep_lightness(torch.cat([L * 100, pred], dim=1).permute(0, 2, 3, 1).numpy())
     truth = val.astype(np.float32) / 255
-    mse = ((np.round(rgb * 255) / 255 - truth) ** 2).mean(axis=(1, 2, 3))
-    model.train()
-    return {
-        "ce": float(ce), "kl": float(kl), "psnr": float(np.mean(10 * np.log10(1 / mse))),
+
+    def colouring(z):
+        pred = torch.from_numpy(annealed_mean(model.decode(L, z).numpy(), bins.numpy(), TEMPERATURE))
+        pred = F.interpolate(pred, size=L.shape[2:], mode="bilinear", align_corners=False)
+        rgb = lab_to_rgb_keep_lightness(torch.cat([L * 100, pred], dim=1).permute(0, 2, 3, 1).numpy())
+        return rgb, 10 * np.log10(1 / ((np.round(rgb * 255) / 255 - truth) ** 2).mean(axis=(1, 2, 3)))
+
+    lat = model.config.latent
+    shape = (len(L), lat, L.shape[2] // 16, L.shape[3] // 16)
+    rgb, psnr = colouring(torch.zeros(shape) if lat else None)
+    out = {
+        "ce": float(ce), "kl": float(kl), "psnr": float(psnr.mean()),
         "colourfulness": float(np.mean([colourfulness(x) for x in rgb])),
         "colourfulness_truth": float(np.mean([colourfulness(x) for x in truth])),
     }
+    if lat:
+        g = torch.Generator().manual_seed(0)
+        draws = [colouring(torch.randn(shape, generator=g))[1] for _ in range(samples - 1)]
+        out["psnr_best"] = float(np.max([psnr, *draws], axis=0).mean())
+    model.train()
+    return out
 
 
 def train(cfg: ColorizeTrainConfig) -> Path:
@@ -119,10 +160,11 @@ def train(cfg: ColorizeTrainConfig) -> Path:
     chroma = [np.abs(rgb_to_lab(im[::4, ::4].astype(np.float32) / 255)[..., 1:]).mean() for im in sampler.images]
     sampler.images = [im for im, c in zip(sampler.images, chroma) if c >= cfg.min_chroma]
     val = load_val(cfg.val, cfg.working_size) if cfg.val else None
+    weights = rebalancing_weights(sampler.images, bins, cfg.rebalance) if cfg.rebalance < 1 else None
 
     def step_loss(model, step):
         L, ab = lab_batch(sampler.batch(cfg.batch))
-        ce, kl = losses(model, L, ab, bins, cfg.soft_sigma)
+        ce, kl = losses(model, L, ab, bins, cfg.soft_sigma, weights)
         return ce + cfg.kl_weight * min(1.0, step / cfg.kl_warmup) * kl
 
     return train_loop(cfg, model, state, step_loss, (lambda ema: evaluate(ema, val, bins, cfg.soft_sigma)) if val is not None else None)
