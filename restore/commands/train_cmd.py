@@ -30,10 +30,11 @@ def train(
     val: Annotated[Optional[Path], typer.Option(help="validation folder: clean images (denoise) or a synth-watermarks set")] = None,
     minutes: Annotated[float, typer.Option(help="length of this learning-rate cycle (a cut-short cycle is finished first)")] = 60.0,
     lr: Annotated[float, typer.Option(help="peak learning rate")] = 5e-4,
-    batch: Annotated[Optional[int], typer.Option(help="crops per step (default 16 denoise, 12 dewatermark)")] = None,
-    patch: Annotated[Optional[int], typer.Option(help="crop side in pixels, a multiple of 16 (default 96 / 128)")] = None,
+    batch: Annotated[Optional[int], typer.Option(help="crops per step (default 16 denoise, 12 dewatermark, 32 colorize)")] = None,
+    patch: Annotated[Optional[int], typer.Option(help="crop side in pixels, a multiple of 16 (default 96 denoise, 128 dewatermark, 64 colorize)")] = None,
     fonts: Annotated[Optional[list[Path]], typer.Option("--fonts", help="dewatermark: font folders (default: the DejaVu family)")] = None,
     latent: Annotated[Optional[int], typer.Option(help="colorize: latent channels (default 8); 0 trains the deterministic autoencoder baseline")] = None,
+    working_size: Annotated[Optional[int], typer.Option(help="colorize: long side photos are shrunk to, in training and serving (default 128)")] = None,
     threads: Annotated[int, typer.Option(help="torch threads; 0 = all cores")] = 0,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
@@ -54,7 +55,7 @@ def train(
         from restore.training.train_colorize import ColorizeTrainConfig, train as run
 
         net = asdict(ColorConfig() if latent is None else ColorConfig(latent=latent))
-        run(ColorizeTrainConfig(**common, net=net))
+        run(ColorizeTrainConfig(**common, net=net, **({"working_size": working_size} if working_size else {})))
     else:
         from restore.training.train_dewatermark import DewatermarkTrainConfig, train as run
 
