@@ -39,6 +39,18 @@ def _stack(c: int, n: int) -> nn.Sequential:
     return nn.Sequential(*[ResBlock(c) for _ in range(n)])
 
 
+def _descend(net: nn.Module, x):
+    """The encoder half both autoencoders share: head, then per level its blocks (kept as the skip) and
+    a strided down-sampling. Returns the bottleneck input and the skips, finest first."""
+    h = net.head(x)
+    skips = []
+    for enc, down in zip(net.enc, net.down):
+        h = enc(h)
+        skips.append(h)
+        h = down(h)
+    return h, skips
+
+
 class UNet(nn.Module):
     """The encoder-decoder every model here shares (DRUNet lineage).
 
@@ -61,12 +73,7 @@ class UNet(nn.Module):
 
     def decode(self, x):
         """(N, in_channels, H, W) -> (N, out_channels, H, W)."""
-        h = self.head(x)
-        skips = []
-        for enc, down in zip(self.enc, self.down):
-            h = enc(h)
-            skips.append(h)
-            h = down(h)
+        h, skips = _descend(self, x)
         h = self.mid(h)
         for up, dec, skip in zip(reversed(self.up), reversed(self.dec), reversed(skips)):
             h = dec(up(h) + skip)
@@ -158,12 +165,7 @@ class ColorVAE(nn.Module):
 
     def decode(self, L, z=None):
         """Logits (N, bins, H / 4, W / 4) of the ab bins given L and z (None or zeros: the prior's mode)."""
-        h = self.head(L)
-        skips = []
-        for enc, down in zip(self.enc, self.down):
-            h = enc(h)
-            skips.append(h)
-            h = down(h)
+        h, skips = _descend(self, L)
         if self.config.latent and z is not None:
             h = h + self.from_z(z)
         h = self.mid(h)
