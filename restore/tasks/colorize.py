@@ -52,13 +52,13 @@ def latents(samples: int, seed: int, channels: int, shape: tuple[int, int]) -> n
 def predict_ab(session: Session, L: np.ndarray, samples: int, seed: int, temperature: float | None = None) -> np.ndarray:
     """L (H, W) in [0, 100] -> (samples, 2, h, w) ab at a quarter of the model's working size.
     temperature: the annealed mean's (default: the manifest's)."""
-    spec, out = session.model.input, session.model.output["logits"]
-    h, w = working_shape(*L.shape, int(spec["working_size"]), session.model.stride)
+    spec, out, stride = session.model.input, session.model.output["logits"], session.model.stride
+    h, w = working_shape(*L.shape, int(spec["working_size"]), stride)
     interpolation = cv2.INTER_AREA if h < L.shape[0] else cv2.INTER_LINEAR
     small = cv2.resize(L, (w, h), interpolation=interpolation)[None, None] / 100.0
     latent = int(spec.get("latent", 0))
     if latent:
-        z = latents(samples, seed, latent, (h // 16, w // 16))
+        z = latents(samples, seed, latent, (h // stride, w // stride))  # one latent vector per stride x stride pixels
         (logits,) = session.outputs(np.repeat(small, samples, axis=0).astype(np.float32), z)
     else:  # the deterministic baseline: every sample is the same
         (logits,) = session.outputs(small.astype(np.float32))
