@@ -49,24 +49,24 @@ TINY_LATENT = 2
 
 
 def colorize_model(path: Path, latent: int = TINY_LATENT) -> None:
-    """Inputs and outputs like the real colorize model: L (N, 1, H, W) and z (N, latent, H/16, W/16) in,
-    logits over the ab bins at a quarter size out: a fixed 1x1 convolution of the 4x4-averaged L and the
-    4x upsampled z, so the colouring depends on both (and so on the seed)."""
+    """Inputs and outputs like the real colorize model: L (N, 1, H, W) and one z (N, latent, 1, 1) per
+    photo in, logits over the ab bins at a quarter size out: a fixed 1x1 convolution of the 4x4-averaged
+    L plus one of z, so the colouring depends on both (and so on the seed)."""
     from restore.color import ab_bins
 
     q = len(ab_bins())
-    weights = np.random.default_rng(7).normal(0, 3, (q, 1 + latent, 1, 1)).astype(np.float32)
+    rng = np.random.default_rng(7)
+    w_l, w_z = (rng.normal(0, 3, (q, c, 1, 1)).astype(np.float32) for c in (1, latent))
     x = helper.make_tensor_value_info("L", TensorProto.FLOAT, ["n", 1, "h", "w"])
-    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["n", latent, "hz", "wz"])
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["n", latent, 1, 1])
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", q, "hq", "wq"])
-    scales = numpy_helper.from_array(np.array([1, 1, 4, 4], np.float32), "scales")
     nodes = [
         helper.make_node("AveragePool", ["L"], ["Lq"], kernel_shape=[4, 4], strides=[4, 4]),
-        helper.make_node("Resize", ["z", "", "scales"], ["zq"], mode="nearest"),
-        helper.make_node("Concat", ["Lq", "zq"], ["both"], axis=1),
-        helper.make_node("Conv", ["both", "W"], ["logits"]),
+        helper.make_node("Conv", ["Lq", "WL"], ["from_l"]),
+        helper.make_node("Conv", ["z", "WZ"], ["from_z"]),
+        helper.make_node("Add", ["from_l", "from_z"], ["logits"]),
     ]
-    graph = helper.make_graph(nodes, "tiny-colorize", [x, z], [y], [numpy_helper.from_array(weights, "W"), scales])
+    graph = helper.make_graph(nodes, "tiny-colorize", [x, z], [y], [numpy_helper.from_array(w_l, "WL"), numpy_helper.from_array(w_z, "WZ")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     path.write_bytes(model.SerializeToString())

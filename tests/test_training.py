@@ -81,6 +81,24 @@ def test_colorize_losses_use_the_latent(photos):
     assert model.posterior[1].weight.grad.abs().sum() > 0  # the posterior encoder is trained through z
 
 
+def test_colorize_losses_decode_a_share_at_z_zero(photos, monkeypatch):
+    """With p_zero 0.5, the posterior sees the first half of the batch and the second half is decoded
+    at z = 0: the default sample is trained to be the prediction from L alone."""
+    from restore.color import ab_bins
+    from restore.training.train_colorize import lab_batch, losses
+
+    model = ColorVAE(ColorConfig(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1), latent=3))
+    seen = {}
+    encode, decode = model.encode, model.decode
+    monkeypatch.setattr(model, "encode", lambda L, ab: seen.setdefault("encoded", len(L)) and encode(L, ab))
+    monkeypatch.setattr(model, "decode", lambda L, z=None: seen.setdefault("z", z) is not None and decode(L, z))
+    L, ab = lab_batch(CropSampler([photos], patch=48, rotate=False).batch(4))
+    ce, kl = losses(model, L, ab, torch.from_numpy(ab_bins()), 5.0, p_zero=0.5)
+    assert seen["encoded"] == 2 and seen["z"].shape == (4, 3, 1, 1)
+    assert seen["z"][2:].abs().sum() == 0 and seen["z"][:2].abs().sum() > 0
+    assert float(ce) > 0 and float(kl) >= 0
+
+
 def test_rebalancing_favours_rare_colours():
     from restore.color import ab_bins
     from restore.training.train_colorize import nearest_bin, rebalancing_weights

@@ -2,10 +2,11 @@
 
 The model sees only the lightness L, scaled so the long side is the model's working size, and gives
 logits over ab bins at a quarter of that size. Those are decoded to ab by the annealed mean (Zhang
-et al. 2016: the mean of the distribution sharpened by a temperature, which keeps colours vivid where
-a plain mean averages them towards gray), upsampled, and recombined with the full-resolution L, so
-every detail of the input survives and memory grows only with the output. Sample 0 uses z = 0, the
-prior's mode (the most likely colouring); samples 1.. draw z from N(0, I) with the job's seed.
+et al. 2016: the mean of the distribution sharpened by the manifest's temperature; at 1, the plain
+mean), upsampled, and recombined with the full-resolution L, so every detail of the input survives and
+memory grows only with the output. Sample 0 uses z = 0, which the model was trained to read as "nothing
+known beyond L" (the most likely colouring); samples 1.. draw z from N(0, I) with the job's seed, one
+vector per photo, so each is a coherent colour scheme.
 """
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def predict_ab(session: Session, L: np.ndarray, samples: int, seed: int, tempera
     small = cv2.resize(L, (w, h), interpolation=interpolation)[None, None] / 100.0
     latent = int(spec.get("latent", 0))
     if latent:
-        z = latents(samples, seed, latent, (h // stride, w // stride))  # one latent vector per stride x stride pixels
+        z = latents(samples, seed, latent, (1, 1))  # one z per photo: a colour scheme
         (logits,) = session.outputs(np.repeat(small, samples, axis=0).astype(np.float32), z)
     else:  # the deterministic baseline: every sample is the same
         (logits,) = session.outputs(small.astype(np.float32))

@@ -1,13 +1,16 @@
 """Export a trained checkpoint to ONNX (dynamic height and width), check ORT against torch, register it."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
+from onnx import TensorProto, helper, numpy_helper
 
 from restore.color import ab_bins
 from restore.training import train_colorize, train_denoise, train_dewatermark
@@ -60,17 +63,41 @@ def served(model: torch.nn.Module):
         return _Watermark(model).eval(), ["image", "hint"], ["restored", "mask"], lambda h, w: (
             torch.rand(1, 3, h, w), (torch.rand(1, 1, h, w) > 0.8).float())
     if isinstance(model, ColorVAE):
-        latent, stride = model.config.latent, model.config.stride
-        if latent:
-            return model, ["L", "z"], ["logits"], lambda h, w: (torch.rand(2, 1, h, w), torch.randn(2, latent, h // stride, w // stride))
+        if model.config.latent:
+            return model, ["L", "z"], ["logits"], lambda h, w: (torch.rand(2, 1, h, w), torch.randn(2, *model.config.latent_shape(h, w)))
         return _Deterministic(model).eval(), ["L"], ["logits"], lambda h, w: (torch.rand(1, 1, h, w),)
     return model, ["image"], ["restored"], lambda h, w: (torch.rand(1, 3, h, w),)
 
 
+def store_weights_fp16(path: Path, min_size: int = 64) -> None:
+    """Halve the file: float32 weights (of at least min_size values) are stored as float16, each behind
+    a Cast back to float32 that ONNX Runtime folds when the session starts, so inference runs in float32
+    as before. Small tensors (biases of a few values, resize scales) stay as they are."""
+    proto = onnx.load(str(path))
+    graph, casts = proto.graph, []
+    for i, init in enumerate(graph.initializer):
+        if init.data_type != TensorProto.FLOAT or int(np.prod(init.dims)) < min_size:
+            continue
+        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + "_fp16")
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT))
+        graph.initializer[i].CopyFrom(half)
+    nodes = casts + list(graph.node)  # a Cast comes before every use: the graph stays sorted
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+
+
 def export_onnx(model: torch.nn.Module, path: str | Path, opset: int = 17) -> float:
-    """Write the ONNX file and return the largest |ORT - torch| difference on a random non-square input."""
+    """Write the ONNX file (weights stored in float16) and return the largest |ORT - torch| difference
+    on a random non-square input, torch running the same float16-rounded weights in float32."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        for t in [*model.parameters(), *model.buffers()]:
+            if t.is_floating_point():
+                t.copy_(t.half().float())
     module, inputs, outputs, example = served(model)
     stride = model.config.stride
     dynamic = {0: "batch", 2: "height", 3: "width"}
@@ -78,6 +105,7 @@ def export_onnx(model: torch.nn.Module, path: str | Path, opset: int = 17) -> fl
         module, example(2 * stride, 3 * stride), str(path), dynamo=False, opset_version=opset,
         input_names=inputs, output_names=outputs, dynamic_axes={n: dynamic for n in inputs + outputs},
     )
+    store_weights_fp16(path)
     x = example(5 * stride, 7 * stride)
     with torch.no_grad():
         expected = module(*x)
@@ -120,11 +148,12 @@ def manifest_entry(task: str, name: str, version: str, onnx_path: Path, state: d
         entry["input"] = {"name": "L", "layout": "NCHW", "dtype": "float32", "channels": 1, "range": [0, 1],
                           "meaning": "CIE L / 100 at the working size", "multiple_of": model.config.stride,
                           "working_size": cfg["working_size"], "latent": latent,
-                          **({"z": f"(N, {latent}, H / 16, W / 16), N(0, I); zeros for the most likely colouring"} if latent else {})}
+                          **({"z": f"(N, {latent}, 1, 1), N(0, I); zeros for the most likely colouring"} if latent else {})}
         entry["output"] = {"logits": {"layout": "NCHW", "dtype": "float32", "size": "H / 4, W / 4",
                                       "bins": ab_bins().tolist(), "temperature": train_colorize.TEMPERATURE}}
         entry["training"]["degradation"] = (f"photos shrunk to {cfg['working_size']} px on the long side; L in, ab out; "
-                                            f"KL weight {cfg['kl_weight']} after a {cfg['kl_warmup']}-step warm-up")
+                                            f"KL weight {cfg['kl_weight']} after a {cfg['kl_warmup']}-step warm-up; "
+                                            f"{cfg.get('p_zero', 0):.0%} of crops decoded at z = 0")
     return entry
 
 

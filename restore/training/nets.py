@@ -120,7 +120,9 @@ class WatermarkUNet(UNet):
 class ColorConfig:
     widths: tuple[int, ...] = (32, 64, 128, 256)  # levels at 1/2, 1/4, 1/8, 1/16 of the working size
     blocks: tuple[int, ...] = (1, 1, 2, 2)
-    latent: int = 8  # channels of z, one vector per 16x16 pixels; 0 makes the deterministic autoencoder
+    # Channels of z, one vector for the whole photo (a colour scheme; the first model's one vector per
+    # 16x16 pixels drew a patchwork, each cell wrong in its own way); 0 makes the deterministic autoencoder.
+    latent: int = 8
     bins: int = 261  # ab classes (restore.color.ab_bins)
 
     from_dict = classmethod(UNetConfig.from_dict.__func__)
@@ -129,17 +131,21 @@ class ColorConfig:
     def stride(self) -> int:
         return 2 * 2 ** (len(self.widths) - 1)
 
+    def latent_shape(self, height: int, width: int) -> tuple[int, int, int]:
+        """z's shape, less the batch: one vector whatever the size of L."""
+        return (self.latent, 1, 1)
+
 
 class ColorVAE(nn.Module):
     """Conditional VAE for colorization in Lab: p(ab | L, z) with z ~ N(0, I), q(z | L, ab) to train.
 
     The decoder is an encoder-decoder over L (pixel-unshuffle, strided convolutions, skips) with z
-    added at the bottleneck, one latent vector per 16x16 pixels, so a sample can colour regions
-    differently (this car red, that sky orange). It predicts logits over the ab bins at a quarter of
+    added at the bottleneck: one vector for the photo, so a sample is one coherent
+    colour scheme that the decoder spreads over the regions L shows. It predicts logits over the ab bins at a quarter of
     the working size: colour is smooth, and the full-resolution L carries the detail. The posterior
     encoder sees L and the true ab, only in training. latent = 0 gives the deterministic autoencoder,
     trained the same way, that the benchmark compares with.
-    L: (N, 1, H, W) lightness / 100; ab: (N, 2, H, W) / 110; z: (N, latent, H / 16, W / 16).
+    L: (N, 1, H, W) lightness / 100; ab: (N, 2, H, W) / 110; z: (N, *config.latent_shape(H, W)).
     """
 
     def __init__(self, config: ColorConfig = ColorConfig()):
@@ -174,8 +180,9 @@ class ColorVAE(nn.Module):
         return self.logits(h)
 
     def encode(self, L, ab):
-        """The posterior's mean and log-variance, each (N, latent, H / 16, W / 16)."""
-        mu, logvar = self.posterior(torch.cat([L, ab], dim=1)).chunk(2, dim=1)
+        """The posterior's mean and log-variance, each (N, *config.latent_shape(H, W))."""
+        stats = self.posterior(torch.cat([L, ab], dim=1))
+        mu, logvar = stats.mean(dim=(2, 3), keepdim=True).chunk(2, dim=1)
         return mu, logvar.clamp(-10, 6)
 
     def forward(self, L, z):
