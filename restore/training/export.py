@@ -64,7 +64,7 @@ def served(model: torch.nn.Module):
             torch.rand(1, 3, h, w), (torch.rand(1, 1, h, w) > 0.8).float())
     if isinstance(model, ColorVAE):
         if model.config.latent:
-            return model, ["L", "z"], ["logits"], lambda h, w: (torch.rand(2, 1, h, w), torch.randn(2, *model.config.latent_shape(h, w)))
+            return model, ["L", "z"], ["logits"], lambda h, w: (torch.rand(2, 1, h, w), torch.randn(2, model.config.latent, 1, 1))
         return _Deterministic(model).eval(), ["L"], ["logits"], lambda h, w: (torch.rand(1, 1, h, w),)
     return model, ["image"], ["restored"], lambda h, w: (torch.rand(1, 3, h, w),)
 

@@ -131,21 +131,17 @@ class ColorConfig:
     def stride(self) -> int:
         return 2 * 2 ** (len(self.widths) - 1)
 
-    def latent_shape(self, height: int, width: int) -> tuple[int, int, int]:
-        """z's shape, less the batch: one vector whatever the size of L."""
-        return (self.latent, 1, 1)
-
 
 class ColorVAE(nn.Module):
     """Conditional VAE for colorization in Lab: p(ab | L, z) with z ~ N(0, I), q(z | L, ab) to train.
 
     The decoder is an encoder-decoder over L (pixel-unshuffle, strided convolutions, skips) with z
-    added at the bottleneck: one vector for the photo, so a sample is one coherent
-    colour scheme that the decoder spreads over the regions L shows. It predicts logits over the ab bins at a quarter of
+    added at the bottleneck: one vector for the photo, so a sample is one coherent colour scheme that
+    the decoder spreads over the regions L shows. It predicts logits over the ab bins at a quarter of
     the working size: colour is smooth, and the full-resolution L carries the detail. The posterior
     encoder sees L and the true ab, only in training. latent = 0 gives the deterministic autoencoder,
     trained the same way, that the benchmark compares with.
-    L: (N, 1, H, W) lightness / 100; ab: (N, 2, H, W) / 110; z: (N, *config.latent_shape(H, W)).
+    L: (N, 1, H, W) lightness / 100; ab: (N, 2, H, W) / 110; z: (N, latent, 1, 1).
     """
 
     def __init__(self, config: ColorConfig = ColorConfig()):
@@ -180,7 +176,7 @@ class ColorVAE(nn.Module):
         return self.logits(h)
 
     def encode(self, L, ab):
-        """The posterior's mean and log-variance, each (N, *config.latent_shape(H, W))."""
+        """The posterior's mean and log-variance, each (N, latent, 1, 1): averaged over the photo."""
         stats = self.posterior(torch.cat([L, ab], dim=1))
         mu, logvar = stats.mean(dim=(2, 3), keepdim=True).chunk(2, dim=1)
         return mu, logvar.clamp(-10, 6)

@@ -54,11 +54,9 @@ class ColorizeTrainConfig(LoopConfig):
     # the full-size L carries the detail, and a step costs a quarter of what 256 does, so the CPU here
     # trains four times as many.
     working_size: int = 128
-    # Below 1 (a beta-VAE): z has to carry enough of the true colours that eight samples span real
-    # alternatives (the best of 8 must beat the default by 1.5 dB); at 1 the first run kept 0.09 nats per
-    # pixel in z and its samples barely differed.
-    # 1: the evidence lower bound. The latent is one vector per photo, so the KL is a few nats spread over
-    # every pixel; the first model (a vector per 16x16 pixels) needed 0.3 for z to carry anything.
+    # 1: the evidence lower bound. With one z per photo, z still carries a colour scheme at that weight
+    # (about 25 nats per 128-px validation photo, 0.025 per ab pixel, for version 2); the first model, one
+    # z per 16x16 pixels, needed 0.3 for its samples to differ.
     kl_weight: float = 1.0
     kl_warmup: int = 1000
     p_zero: float = 0.5  # share of each batch decoded at z = 0 (see the module's docstring)
@@ -151,7 +149,7 @@ def evaluate(model: ColorVAE, val: np.ndarray, bins: torch.Tensor, soft_sigma: f
         return rgb, 10 * np.log10(1 / ((np.round(rgb * 255) / 255 - truth) ** 2).mean(axis=(1, 2, 3)))
 
     lat = model.config.latent
-    shape = (len(L), *model.config.latent_shape(*L.shape[2:]))
+    shape = (len(L), lat, 1, 1)
     rgb, psnr = colouring(torch.zeros(shape) if lat else None)
     out = {
         "ce": float(ce), "kl": float(kl), "psnr": float(psnr.mean()),
