@@ -90,8 +90,17 @@ def test_colorize_losses_decode_a_share_at_z_zero(photos, monkeypatch):
     model = ColorVAE(ColorConfig(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1), latent=3))
     seen = {}
     encode, decode = model.encode, model.decode
-    monkeypatch.setattr(model, "encode", lambda L, ab: seen.setdefault("encoded", len(L)) and encode(L, ab))
-    monkeypatch.setattr(model, "decode", lambda L, z=None: seen.setdefault("z", z) is not None and decode(L, z))
+
+    def encode_spy(L, ab):
+        seen["encoded"] = len(L)
+        return encode(L, ab)
+
+    def decode_spy(L, z=None):
+        seen["z"] = z
+        return decode(L, z)
+
+    monkeypatch.setattr(model, "encode", encode_spy)
+    monkeypatch.setattr(model, "decode", decode_spy)
     L, ab = lab_batch(CropSampler([photos], patch=48, rotate=False).batch(4))
     ce, kl = losses(model, L, ab, torch.from_numpy(ab_bins()), 5.0, p_zero=0.5)
     assert seen["encoded"] == 2 and seen["z"].shape == (4, 3, 1, 1)

@@ -42,24 +42,25 @@ def annealed_mean(logits: np.ndarray, bins: np.ndarray, temperature: float) -> n
     return np.einsum("nqhw,qc->nchw", p, bins, optimize=True)
 
 
-def latents(samples: int, seed: int, channels: int, shape: tuple[int, int]) -> np.ndarray:
-    """z for each sample: zeros first, then N(0, I) draws that depend only on the seed and the shape."""
-    z = np.zeros((samples, channels, *shape), np.float32)
+def latents(samples: int, seed: int, channels: int) -> np.ndarray:
+    """(samples, channels, 1, 1): one z per photo (a colour scheme), zeros first, then N(0, I) draws that
+    depend only on the seed."""
+    z = np.zeros((samples, channels, 1, 1), np.float32)
     if samples > 1 and channels:
-        z[1:] = np.random.default_rng(seed).standard_normal((samples - 1, channels, *shape), dtype=np.float32)
+        z[1:] = np.random.default_rng(seed).standard_normal((samples - 1, channels, 1, 1), dtype=np.float32)
     return z
 
 
 def predict_ab(session: Session, L: np.ndarray, samples: int, seed: int, temperature: float | None = None) -> np.ndarray:
     """L (H, W) in [0, 100] -> (samples, 2, h, w) ab at a quarter of the model's working size.
     temperature: the annealed mean's (default: the manifest's)."""
-    spec, out, stride = session.model.input, session.model.output["logits"], session.model.stride
-    h, w = working_shape(*L.shape, int(spec["working_size"]), stride)
+    spec, out = session.model.input, session.model.output["logits"]
+    h, w = working_shape(*L.shape, int(spec["working_size"]), session.model.stride)
     interpolation = cv2.INTER_AREA if h < L.shape[0] else cv2.INTER_LINEAR
     small = cv2.resize(L, (w, h), interpolation=interpolation)[None, None] / 100.0
     latent = int(spec.get("latent", 0))
     if latent:
-        z = latents(samples, seed, latent, (1, 1))  # one z per photo: a colour scheme
+        z = latents(samples, seed, latent)
         (logits,) = session.outputs(np.repeat(small, samples, axis=0).astype(np.float32), z)
     else:  # the deterministic baseline: every sample is the same
         (logits,) = session.outputs(small.astype(np.float32))

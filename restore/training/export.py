@@ -151,9 +151,9 @@ def manifest_entry(task: str, name: str, version: str, onnx_path: Path, state: d
                           **({"z": f"(N, {latent}, 1, 1), N(0, I); zeros for the most likely colouring"} if latent else {})}
         entry["output"] = {"logits": {"layout": "NCHW", "dtype": "float32", "size": "H / 4, W / 4",
                                       "bins": ab_bins().tolist(), "temperature": train_colorize.TEMPERATURE}}
-        entry["training"]["degradation"] = (f"photos shrunk to {cfg['working_size']} px on the long side; L in, ab out; "
-                                            f"KL weight {cfg['kl_weight']} after a {cfg['kl_warmup']}-step warm-up; "
-                                            f"{cfg.get('p_zero', 0):.0%} of crops decoded at z = 0")
+        entry["training"]["degradation"] = f"photos shrunk to {cfg['working_size']} px on the long side; L in, ab out" + (
+            f"; KL weight {cfg['kl_weight']} after a {cfg['kl_warmup']}-step warm-up; {cfg['p_zero']:.0%} of crops decoded at z = 0"
+            if latent else "")
     return entry
 
 
