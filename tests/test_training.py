@@ -62,6 +62,17 @@ def test_export_matches_torch(tmp_path, net, channels):
     assert export_onnx(model, tmp_path / "m.onnx") < 1e-4
 
 
+def test_parity_leaves_out_only_ties_at_the_watermark_cut():
+    from restore.training.export import _Watermark, off_the_cut
+
+    module = _Watermark(WatermarkUNet(UNetConfig(in_channels=4, widths=(8, 16), blocks=(1, 1))))
+    cut = WatermarkUNet.keep_below
+    restored = np.zeros((1, 3, 1, 3), np.float32)
+    torch_mask = np.array([[[[cut + 1e-9, 0.5, 0.3]]]], np.float32)
+    ort_mask = np.array([[[[0.0, 0.5, 0.2]]]], np.float32)  # a tie cut one way, agreement, a real difference
+    assert off_the_cut(module, [restored, torch_mask], [restored, ort_mask]).tolist() == [[[[False, True, True]]]]
+
+
 @pytest.mark.parametrize("latent", [3, 0])
 def test_colorize_export_matches_torch(tmp_path, latent):
     model = ColorVAE(ColorConfig(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1), latent=latent)).eval()
@@ -110,16 +121,25 @@ def test_colorize_losses_decode_a_share_at_z_zero(photos, monkeypatch):
 
 def test_rebalancing_favours_rare_colours():
     from restore.color import ab_bins
-    from restore.training.train_colorize import nearest_bin, rebalancing_weights
+    from restore.training.train_colorize import colour_prior, nearest_bin, prior_shift, rebalancing_weights
 
     bins = torch.from_numpy(ab_bins())
     dull = np.full((16, 16, 3), 120, np.uint8)
     red = np.zeros((16, 16, 3), np.uint8)
     red[..., 0] = 200
-    w = rebalancing_weights([dull] * 9 + [red], bins, uniform=0.5)
+    prior = colour_prior([dull] * 9 + [red], bins)
+    w = rebalancing_weights(prior, uniform=0.5)
     gray_bin = int(nearest_bin(torch.zeros(1, 2, 1, 1), bins))
+    red_bin = int(nearest_bin(torch.tensor([[[[70.0]], [[60.0]]]]), bins))
     assert w[gray_bin] < 1 < w.max() and w.min() > 0
-    assert w[gray_bin] < w[int(nearest_bin(torch.tensor([[[[70.0]], [[60.0]]]]), bins))]  # red is rarer here than gray
+    assert w[gray_bin] < w[red_bin]  # red is rarer here than gray
+    assert torch.allclose(rebalancing_weights(prior, uniform=1.0), torch.ones(len(bins)))
+    # Shifting the logits re-weights the distribution: from training's 0.5 to none at all divides by w.
+    logits = torch.randn(len(bins))
+    shifted = torch.softmax(logits + prior_shift(prior, 0.5, 1.0), 0)
+    assert torch.allclose(shifted, torch.softmax(logits, 0) / w / (torch.softmax(logits, 0) / w).sum(), rtol=1e-4)
+    assert torch.allclose(prior_shift(prior, 0.5, 0.5), torch.zeros(len(bins)))
+    assert shifted[gray_bin] / shifted[red_bin] > torch.softmax(logits, 0)[gray_bin] / torch.softmax(logits, 0)[red_bin]
 
 
 def test_colorize_train_export_and_serve(photos, tmp_path):

@@ -81,8 +81,10 @@ def train_loop(
     state: dict | None,
     step_loss: Callable[[nn.Module, int], torch.Tensor],
     evaluate: Callable[[nn.Module], dict] | None = None,
+    extra: dict | None = None,
 ) -> Path:
-    """step_loss(model, step) draws a batch and returns its loss; evaluate(ema) returns metrics."""
+    """step_loss(model, step) draws a batch and returns its loss; evaluate(ema) returns metrics; extra
+    is saved in every checkpoint as it is."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     ckpt_path = Path(cfg.checkpoint)
@@ -114,6 +116,7 @@ def train_loop(
                 "step": step,
                 "cycle": {"step": cycle_step, "seconds": cycle_seconds, "budget": budget},
                 "history": history,
+                **(extra or {}),
             },
             ckpt_path,
         )
