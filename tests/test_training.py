@@ -142,6 +142,19 @@ def test_rebalancing_favours_rare_colours():
     assert shifted[gray_bin] / shifted[red_bin] > torch.softmax(logits, 0)[gray_bin] / torch.softmax(logits, 0)[red_bin]
 
 
+def test_export_serves_the_chosen_rebalancing():
+    from restore.training.export import shift_rebalancing
+    from restore.training.train_colorize import SERVED_REBALANCE, prior_shift
+
+    model = ColorVAE(ColorConfig(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1), latent=3))
+    before = model.logits[-1].bias.detach().clone()
+    prior = torch.softmax(torch.randn(model.config.bins), 0)
+    shift_rebalancing(model, {"colour_prior": prior, "config": {"rebalance": 0.5}})
+    assert torch.allclose(model.logits[-1].bias - before, prior_shift(prior, 0.5, SERVED_REBALANCE), atol=1e-6)
+    with pytest.raises(ValueError, match="colour prior"):
+        shift_rebalancing(model, {"config": {"rebalance": 0.5}})
+
+
 def test_colorize_train_export_and_serve(photos, tmp_path):
     """Train the VAE and its deterministic baseline, export both, colorize with the VAE."""
     runner = CliRunner()
