@@ -40,6 +40,17 @@ def starts(length: int, tile: int, overlap: int) -> list[int]:
     return [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 
+def fitted(length: int, tile: int, overlap: int, multiple: int) -> int:
+    """The smallest tile side (a multiple of `multiple`, at most `tile`) that covers `length` with as
+    few tiles as `tile` needs: 2048 px in tiles of 512 overlapping by 32 takes 5, and 5 of 448 do, so
+    the model runs on 5.0 rather than 6.6 megapixels for a 2048 x 2048 photo."""
+    if length <= tile:
+        return tile
+    count = -(-(length - overlap) // (tile - overlap))
+    side = -(-(length + (count - 1) * overlap) // count)
+    return min(tile, -(-side // multiple) * multiple)
+
+
 def ramps(length: int, tile: int, offsets: list[int]) -> list[np.ndarray]:
     """Per-tile 1-D weights that sum to one at every position: linear ramps across each overlap."""
     weights = []
@@ -86,8 +97,9 @@ def tiled_run(
     """
     height, width, _ = image.shape
     scale = _scale(image.dtype)
-    ys, xs = starts(height, tiler.tile, tiler.overlap), starts(width, tiler.tile, tiler.overlap)
-    wy, wx = ramps(height, tiler.tile, ys), ramps(width, tiler.tile, xs)
+    th, tw = (fitted(n, tiler.tile, tiler.overlap, tiler.multiple) for n in (height, width))
+    ys, xs = starts(height, th, tiler.overlap), starts(width, tw, tiler.overlap)
+    wy, wx = ramps(height, th, ys), ramps(width, tw, xs)
     out: np.ndarray | None = None  # allocated once the first tile says how many channels come out
     band: np.ndarray | None = None  # float rows [band_top, band_top + len(band)) not yet final
     band_top, done, total = 0, 0, len(ys) * len(xs)

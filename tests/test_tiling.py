@@ -3,7 +3,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from restore.tiling import Tiler, ramps, starts, tile_for_budget, tiled_run
+from restore.tiling import Tiler, fitted, ramps, starts, tile_for_budget, tiled_run
 
 
 def box3(x):
@@ -23,6 +23,20 @@ def test_ramps_sum_to_one_and_tiles_cover(length, tile, overlap):
         total[s : s + len(w)] += w
     np.testing.assert_allclose(total, 1, atol=1e-6)
     assert all(offsets[i] + tile - offsets[i + 1] >= overlap for i in range(len(offsets) - 1))
+
+
+@pytest.mark.parametrize("length,tile,overlap,multiple", [(2048, 512, 32, 16), (1000, 256, 32, 32), (4321, 512, 64, 16),
+                                                          (513, 512, 32, 16), (300, 512, 32, 16), (7001, 96, 8, 8)])
+def test_fitted_tiles_are_no_bigger_than_needed(length, tile, overlap, multiple):
+    side = fitted(length, tile, overlap, multiple)
+    assert side <= tile and side % multiple == 0
+    offsets = starts(length, side, overlap)
+    assert len(offsets) == len(starts(length, tile, overlap))  # no more tiles than before
+    assert offsets[-1] + min(side, length - offsets[-1]) == length
+    assert all(offsets[i] + side - offsets[i + 1] >= overlap for i in range(len(offsets) - 1))
+    if length > tile:
+        assert len(starts(length, side - multiple, overlap)) > len(offsets)  # any smaller needs another tile
+    assert fitted(2048, 512, 32, 16) == 448
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
