@@ -160,7 +160,8 @@ def train(cfg: DewatermarkTrainConfig) -> Path:
         error = (out - clean).abs()
         inside = (error * mask).sum() / (3 * mask.sum() + 1)
         outside = (error * (1 - mask)).sum() / (3 * (1 - mask).sum() + 1)
-        return (F.l1_loss(out, clean) + cfg.inside_weight * inside + cfg.outside_weight * outside + cfg.mask_weight * F.binary_cross_entropy(pred.clamp(1e-6, 1 - 1e-6), mask)
+        return (F.l1_loss(out, clean) + cfg.inside_weight * inside + cfg.outside_weight * outside
+                + cfg.mask_weight * F.binary_cross_entropy(pred.clamp(1e-6, 1 - 1e-6), mask)
                 + cfg.dice_weight * dice + cfg.pixel_weight * F.l1_loss(pixels, clean))
 
     return train_loop(cfg, model, state, step_loss, (lambda ema: evaluate(ema, val)) if val is not None else None)
