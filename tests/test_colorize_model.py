@@ -1,6 +1,6 @@
 """The shipped colorizer itself: it must colour (not return gray), keep the photo's lightness, give
 samples that differ, and on average land closer to the true colours than the gray photo does. The
-bounds are floors under the current model (version 2), not the issue's targets, which the bench checks."""
+bounds are floors under the current model (version 3), not the issue's targets, which the bench checks."""
 import numpy as np
 
 from conftest import REPO

@@ -36,6 +36,9 @@ def test_fitted_tiles_are_no_bigger_than_needed(length, tile, overlap, multiple)
     assert all(offsets[i] + side - offsets[i + 1] >= overlap for i in range(len(offsets) - 1))
     if length > tile:
         assert len(starts(length, side - multiple, overlap)) > len(offsets)  # any smaller needs another tile
+
+
+def test_a_2048_photo_takes_tiles_of_448():
     assert fitted(2048, 512, 32, 16) == 448
 
 

@@ -27,7 +27,8 @@ def model_name(task: str, model: torch.nn.Module) -> str:
 
 
 def load_model(task: str, checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
-    """The EMA weights of a checkpoint (full or slim), in eval mode, and the checkpoint's state."""
+    """The EMA weights of a checkpoint (full or slim), in eval mode, and the checkpoint's state. A
+    colorize model comes with the served rebalancing folded in (shift_rebalancing)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     model = BUILDERS[task](state["config"]["net"])
     model.load_state_dict({k: v.float() for k, v in state["ema"].items()})
