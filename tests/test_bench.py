@@ -60,3 +60,17 @@ def test_dewatermark_bench(identity_ctx, tmp_path):
     assert ours.psnr == marked.psnr and ours.psnr_in_mask == marked.psnr_in_mask and ours.mask_f1 is not None
     assert rows["cv2.inpaint Telea, true mask"].psnr_in_mask > marked.psnr_in_mask
     assert marked.psnr_outside == float("inf")  # outside the true mask a saved watermarked file is the photo
+
+
+def test_colorize_bench_command(tmp_path):
+    """The shipped models on two small colour photos: every row, both colourfulness readings, the JSON."""
+    for i in range(2):
+        Image.fromarray(np.round(smooth_image(64, 96, seed=i) * 255).astype(np.uint8)).save(tmp_path / f"{i}.png")
+    result = CliRunner().invoke(app, ["bench", "colorize", "--data", str(tmp_path), "--json", str(tmp_path / "c.json")])
+    assert result.exit_code == 0, result.output
+    assert "minus truth's" in result.output and "| VAE, best of 8 |" in result.output
+    report = json.loads((tmp_path / "c.json").read_text())
+    rows = {r["method"]: r for r in report["rows"]}
+    assert set(rows) == {"gray input (ab = 0)", "deterministic autoencoder", "VAE, default sample", "VAE, best of 8"}
+    assert rows["VAE, best of 8"]["psnr"] >= rows["VAE, default sample"]["psnr"]
+    assert rows["gray input (ab = 0)"]["colourfulness"] == 0 and report["truth_colourfulness"] > 0
