@@ -57,10 +57,17 @@ def plan_batch(in_dir: Path, out_dir: Path, recursive: bool = False, include: It
     """Inputs under in_dir (subfolders mirrored with recursive) and the output path of each.
 
     With a new suffix two inputs can meet on one name (a.jpg and a.png -> a.webp): those keep their
-    old suffix in the name (a.jpg.webp), so no output ever overwrites another.
+    old suffix in the name (a.jpg.webp). Whatever still meets (see `overwrites`) fails on its own.
     """
     in_dir, out_dir = Path(in_dir), Path(out_dir)
-    sources = find_images(in_dir, recursive, include, exclude=out_dir)
+    if in_dir.is_dir() and out_dir.resolve() == in_dir.resolve():
+        raise RestoreError(f"the output folder is the input folder ({in_dir}): the results would replace the originals; choose another")
+    # An output folder inside the input folder holds our earlier results: never feed them back in.
+    inside = in_dir.resolve() in out_dir.resolve().parents
+    sources = find_images(in_dir, recursive, include, exclude=out_dir if inside else None)
+    if not sources:
+        kinds = ", ".join(include) if include else "images"
+        raise RestoreError(f"no {kinds} found in {in_dir}" + ("" if recursive else " (add --recursive for subfolders)"))
     targets = [out_dir / p.relative_to(in_dir) for p in sources]
     if suffix:
         renamed = [t.with_suffix(suffix) for t in targets]
@@ -73,6 +80,25 @@ def sample_path(target: Path, index: int) -> Path:
     """Where result `index` of a sampled task goes: the target itself first, then name_1.ext, name_2.ext, ..."""
     target = Path(target)
     return target if index == 0 else target.with_name(f"{target.stem}_{index}{target.suffix}")
+
+
+def overwrites(items: list[BatchItem], results: int = 1) -> dict[BatchItem, str]:
+    """The items whose outputs (each of `results` names) would overwrite an input file or an earlier
+    item's output, each with the reason: a.jpg and a.jpg.webp can both end as a.jpg.webp, and b.png's
+    second colouring is b_1.png, which is also b_1.png's output. The earlier item keeps its names; the
+    later one fails on its own, so nothing is lost and the rest of the batch runs."""
+    inputs = {item.source.resolve(): item.source for item in items}
+    claimed: dict[Path, Path] = {}
+    refused = {}
+    for item in items:
+        names = [sample_path(item.target, i).resolve() for i in range(results)]
+        hit = next((n for n in names if n in claimed or n in inputs), None)
+        if hit is None:
+            claimed.update(dict.fromkeys(names, item.source))
+        else:
+            whose = f"the input {inputs[hit]}" if hit in inputs else f"the result of {claimed[hit]}"
+            refused[item] = f"its output {hit} would overwrite {whose}; rename one of them or choose another output folder"
+    return refused
 
 
 def already_done(item: BatchItem) -> bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -62,6 +63,11 @@ def validate(tasks: str | Sequence[str], options: Mapping | None) -> tuple[list[
     """Check a request without running it: task names, and each task's options. Raises InputError."""
     names = parse_tasks(tasks)
     return names, {t: parse_options(OPTIONS[t], t, opts) for t, opts in split_options(names, options).items()}
+
+
+def result_count(parsed: Mapping) -> int:
+    """How many pictures a validated chain gives per input: the product of its tasks' samples (colorize)."""
+    return math.prod(getattr(options, "samples", 1) for options in parsed.values())
 
 
 def check_mask(names: list[str], mask: Picture, picture: Picture) -> np.ndarray:

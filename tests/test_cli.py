@@ -134,6 +134,71 @@ def test_batch_missing_folder(cli, tmp_path):
     assert result.exit_code == 1 and "does not exist" in result.output
 
 
+def test_batch_refuses_to_replace_its_inputs_and_takes_a_parent_output_folder(cli, tmp_path):
+    src = tmp_path / "photos" / "raw"
+    src.mkdir(parents=True)
+    make_image(src / "a.png")
+    result = cli("batch", src, src)
+    assert result.exit_code == 1 and "would replace the originals" in result.output
+    assert sorted(p.name for p in src.iterdir()) == ["a.png"]
+    # An output folder above the input folder is an ordinary destination, not a reason to find nothing.
+    result = cli("batch", src, tmp_path / "photos")
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(pixels(tmp_path / "photos" / "a.png"), pixels(src / "a.png"))
+
+
+def test_batch_with_nothing_to_do_says_so(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = cli("batch", tmp_path / "empty", tmp_path / "out")
+    assert result.exit_code == 1 and "no images found" in result.output
+    result = cli("batch", tree(tmp_path), tmp_path / "out2", "--include", "*.tif")
+    assert result.exit_code == 1 and "no *.tif found" in result.output
+
+
+def test_batch_outputs_never_overwrite_each_other(cli, tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for name in ("a.jpg", "a.png", "a.jpg.png"):  # a.jpg and a.png meet on a.png; a.jpg then on a.jpg.png
+        make_image(src / name, seed=len(name))
+    result = cli("batch", src, out, "--format", "png")
+    assert result.exit_code == 1
+    summary = json.loads((out / "restore-summary.json").read_text())
+    assert (summary["ok"], summary["failed"]) == (2, 1)
+    failed = next(f for f in summary["files"] if f["status"] == "failed")
+    assert failed["input"].endswith("a.jpg.png") and "would overwrite the result of" in failed["error"]
+    np.testing.assert_array_equal(pixels(out / "a.jpg.png"), pixels(src / "a.jpg"))  # the first keeps its name
+
+
+def test_colorize_samples_never_overwrite_another_file(cli, tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    make_image(src / "b.png", mode="L")
+    make_image(src / "b_1.png", mode="L", seed=1)  # b.png's second colouring would be b_1.png
+    result = cli("batch", src, out, "--task", "colorize", "--options", '{"samples": 2}')
+    assert result.exit_code == 1
+    summary = json.loads((out / "restore-summary.json").read_text())
+    assert [f["status"] for f in summary["files"]] == ["ok", "failed"]  # b.png first, then b_1.png
+    assert sorted(p.name for p in out.iterdir()) == ["b.png", "b_1.png", "restore-summary.json"]
+
+
+def test_files_with_one_name_into_one_folder(cli, tmp_path):
+    for folder in ("x", "y"):
+        (tmp_path / folder).mkdir()
+        make_image(tmp_path / folder / "a.png", seed=len(folder))
+    result = cli("denoise", tmp_path / "x" / "a.png", tmp_path / "y" / "a.png", "-o", tmp_path / "out")
+    assert result.exit_code == 1 and "would overwrite the result of" in result.output
+    np.testing.assert_array_equal(pixels(tmp_path / "out" / "a.png"), pixels(tmp_path / "x" / "a.png"))
+    result = cli("denoise", tmp_path / "x" / "a.png", "-o", tmp_path / "x" / "a.png")
+    assert result.exit_code == 1 and "would overwrite the input" in result.output
+
+
+def test_a_size_the_output_format_cannot_hold_is_refused_before_the_work(cli, tmp_path):
+    src = make_image(tmp_path / "wide.png", size=(17000, 2))
+    result = cli("denoise", src, "-o", tmp_path / "wide.webp")
+    assert result.exit_code == 1 and "WEBP holds at most 16383 px" in result.output
+    assert not (tmp_path / "wide.webp").exists()
+
+
 def test_models_lists_and_verifies(cli):
     result = cli("models")
     assert result.exit_code == 0 and "tiny-denoise" in result.output and "ok" in result.output

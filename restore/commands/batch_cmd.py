@@ -8,10 +8,10 @@ from typing import Annotated, Optional
 import typer
 from tqdm import tqdm
 
-from restore.batch import SUMMARY, BatchItem, plan_batch, run_batch, summarize
+from restore.batch import SUMMARY, BatchItem, Outcome, overwrites, plan_batch, run_batch, summarize
 from restore.commands.common import DeviceOpt, FormatOpt, OptionsOpt, ThreadsOpt, TileOpt, fail, output_suffix, parse_options, restore_file, settings_from
 from restore.errors import RestoreError
-from restore.pipeline import validate
+from restore.pipeline import result_count, validate
 from restore.tasks.base import Context
 
 
@@ -35,8 +35,10 @@ def batch(
     """Restore every image in a folder. Exit code 1 if any file failed; the others are still done."""
     try:
         opts = parse_options(options)
-        tasks = ",".join(validate(task, opts)[0])  # a bad task or option is one error, not one per file
+        names, parsed = validate(task, opts)  # a bad task or option is one error, not one per file
+        tasks = ",".join(names)
         items = plan_batch(in_dir, out_dir, recursive, include or (), output_suffix(fmt))
+        refused = overwrites(items, result_count(parsed))
         ctx = None if server else Context.create(settings_from(device, threads, tile))
     except RestoreError as e:
         fail(e)
@@ -44,22 +46,29 @@ def batch(
     def process(item: BatchItem) -> dict:
         return restore_file(item.source, item.target, tasks, opts, ctx, fmt)
 
+    runnable = [item for item in items if item not in refused]
     with tqdm(total=len(items), unit="img", disable=None) as bar:
         def done(outcome):
             bar.update()
             if outcome.status == "failed":
                 tqdm.write(f"failed: {outcome.input}: {outcome.error}")
 
+        failed_first = {item: Outcome(str(item.source), str(item.target), "failed", reason) for item, reason in refused.items()}
+        for outcome in failed_first.values():
+            done(outcome)
+
         if server:
             # The one reach from the core command into the service's client, only when asked for.
             from api.client import ServiceClient, run_remote_batch
 
             try:
-                outcomes = run_remote_batch(items, ServiceClient(server, api_key), tasks, opts, fmt, out_dir, skip_existing, in_flight, done)
+                outcomes = run_remote_batch(runnable, ServiceClient(server, api_key), tasks, opts, fmt, out_dir, skip_existing, in_flight, done)
             except RestoreError as e:
                 fail(e)
         else:
-            outcomes = run_batch(items, process, skip_existing, done)
+            outcomes = run_batch(runnable, process, skip_existing, done)
+    ran = dict(zip(runnable, outcomes))
+    outcomes = [failed_first.get(item) or ran[item] for item in items]  # in the inputs' order
     report = summarize(outcomes, task=tasks, options=opts, input=str(in_dir), output=str(out_dir), server=server)
     summary_path = summary or out_dir / SUMMARY
     summary_path.parent.mkdir(parents=True, exist_ok=True)

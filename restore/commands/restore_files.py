@@ -9,8 +9,10 @@ from typing import Annotated, Optional
 import typer
 from tqdm import tqdm
 
+from restore.batch import BatchItem, overwrites
 from restore.commands.common import DeviceOpt, InputsArg, OutputOpt, FormatOpt, OptionsOpt, ThreadsOpt, TileOpt, fail, output_suffix, parse_options, restore_file, settings_from
 from restore.errors import InputError, RestoreError
+from restore.pipeline import result_count, validate
 from restore.tasks.base import Context
 
 
@@ -22,14 +24,22 @@ def restore_many(task: str, inputs: list[str], output: str, options: dict, fmt: 
         raise InputError(f"{len(inputs)} inputs need an output folder, not {output!r}")
     if "-" in inputs and len(inputs) > 1:
         raise InputError("'-' (stdin) can only be the single input")
-    ctx = Context.create(settings)
-    failed = 0
+    targets = {}
     for source in inputs:
         if output == "-" or len(inputs) == 1 and Path(output).suffix:
-            target = output
+            targets[source] = output
         else:
             target = Path(output) / (Path(source).name if source != "-" else "stdin.png")
-            target = target.with_suffix(suffix) if suffix else target
+            targets[source] = target.with_suffix(suffix) if suffix else target
+    files = [BatchItem(Path(s), Path(t)) for s, t in targets.items() if "-" not in (s, str(t))]
+    refused = {str(item.source): reason for item, reason in overwrites(files, result_count(validate(task, options)[1])).items()}
+    ctx = Context.create(settings)
+    failed = 0
+    for source, target in targets.items():
+        if source in refused:
+            failed += 1
+            typer.echo(f"error: {source}: {refused[source]}", err=True)
+            continue
         try:
             with tqdm(desc=Path(source).name, unit="tile", leave=False, disable=None) as bar:  # shown on a terminal only
                 ctx.progress = partial(_show, bar)
