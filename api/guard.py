@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 
@@ -16,8 +17,12 @@ def key_ok(given: str | None, keys: list[str]) -> bool:
     return given is not None and any(hmac.compare_digest(given.encode(), k.encode()) for k in keys)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """An HTTPException, so FastAPI lets it through while parsing a form (any other error there becomes
+    its 400 "error parsing the body") and Starlette answers it with this 413."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"the request is over the limit of {limit / 2**20:.1f} MB")
 
 
 class RequestGuard:
@@ -42,7 +47,7 @@ class RequestGuard:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > limit:  # no or a false Content-Length: stop reading at the limit
-                raise _TooLarge
+                raise _TooLarge(limit)
             return message
 
         async def tracked(message: dict) -> None:
@@ -52,9 +57,9 @@ class RequestGuard:
 
         try:
             await self.app(scope, counted, tracked)
-        except _TooLarge:
+        except _TooLarge as e:  # raised where no handler answered it
             if not started:
-                await _reply(send, 413, f"the request is over the limit of {limit / 2**20:.1f} MB")
+                await _reply(send, 413, e.detail)
 
 
 async def _reply(send: Send, status: int, detail: str, headers: dict | None = None) -> None:

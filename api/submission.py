@@ -4,7 +4,7 @@ from __future__ import annotations
 from celery import Celery
 
 from restore.errors import InputError
-from restore.io import FORMATS, Limits, read_image
+from restore.io import FORMATS, Limits, check_encodable, read_image
 from restore.models import model_for_task
 from restore.pipeline import check_mask, validate
 from workers.registry import live_workers
@@ -14,14 +14,20 @@ from workers.store import Job, JobStore, new_id
 RUN_JOB = "restore.run_job"
 
 
-def check_request(data: bytes, name: str, task: str, options: dict, settings: ServiceSettings,
-                  mask: bytes | None = None) -> tuple[str, dict, str]:
-    """(task chain, task options, output format) for a valid request; InputError (or TooLarge) otherwise.
-    The image (and mask) are decoded here once, so a corrupt upload is refused before it is queued."""
+def split_format(options: dict) -> tuple[dict, str]:
+    """The task options and the output format ('' for the input's own) a request's options carry."""
     options = dict(options)
     fmt = str(options.pop("format", "") or "").lower()
     if fmt and fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; choose from {', '.join(sorted(FORMATS))}")
+    return options, fmt
+
+
+def check_request(data: bytes, name: str, task: str, options: dict, settings: ServiceSettings,
+                  mask: bytes | None = None) -> tuple[str, dict, str]:
+    """(task chain, task options, output format) for a valid request; InputError (or TooLarge) otherwise.
+    The image (and mask) are decoded here once, so a corrupt upload is refused before it is queued."""
+    options, fmt = split_format(options)
     names, _ = validate(task, options)
     for task_name in names:
         model_for_task(task_name, settings.models_dir)  # a task this server has no model for is refused now
@@ -29,6 +35,7 @@ def check_request(data: bytes, name: str, task: str, options: dict, settings: Se
         raise InputError(f"{name or 'the upload'} is an empty file")
     limits = Limits(settings.max_bytes, settings.max_pixels)
     picture = read_image(data, limits)
+    check_encodable(picture.size, fmt or picture.format)  # refused now, not after the work
     if mask is not None:
         check_mask(names, read_image(mask, limits), picture)
     return ",".join(names), options, fmt

@@ -224,12 +224,26 @@ def _icc_for(icc: bytes | None, channels: int) -> bytes | None:
     return icc if icc and icc[16:20] == (b"GRAY" if channels == 1 else b"RGB ") else None
 
 
+# The largest side each format can hold: WebP's 14-bit size fields, libjpeg's JPEG_MAX_DIMENSION.
+_MAX_SIDE = {"WEBP": 16383, "JPEG": 65500}
+
+
+def check_encodable(size: tuple[int, int], format: str) -> str:
+    """The format's name if an image of this (width, height) can be written in it; InputError if not,
+    so a job is refused before its work is done rather than after."""
+    fmt = FORMATS.get(format.lower().lstrip("."))
+    if fmt is None:
+        raise InputError(f"unknown image format {format!r}; use one of {', '.join(FORMATS)}")
+    side = _MAX_SIDE.get(fmt)
+    if side and max(size) > side:
+        raise InputError(f"{fmt} holds at most {side} px on a side and this image is {size[0]}x{size[1]}; choose PNG or TIFF")
+    return fmt
+
+
 def encode_image(picture: Picture, format: str | None = None, quality: int = 95) -> bytes:
     """Encode to format (default: the picture's own). 16-bit stays 16-bit in PNG and TIFF, alpha stays
     in PNG, WEBP and TIFF; JPEG and BMP get 8-bit pixels without alpha."""
-    fmt = FORMATS.get((format or picture.format).lower().lstrip("."))
-    if fmt is None:
-        raise InputError(f"unknown image format {format or picture.format!r}; use one of {', '.join(FORMATS)}")
+    fmt = check_encodable(picture.size, format or picture.format)
     if not 1 <= quality <= 100:
         raise InputError(f"quality must be between 1 and 100, got {quality}")
     color, alpha = picture.color, (picture.alpha if fmt in ("PNG", "WEBP", "TIFF") else None)
@@ -248,7 +262,10 @@ def encode_image(picture: Picture, format: str | None = None, quality: int = 95)
     if icc and fmt != "BMP":  # Pillow's BMP writer has no ICC support
         options["icc_profile"] = icc
     out = io.BytesIO()
-    im.save(out, fmt, **options)
+    try:
+        im.save(out, fmt, **options)
+    except (OSError, ValueError) as e:  # Pillow's encoders report their limits this way
+        raise RestoreError(f"cannot encode a {picture.size[0]}x{picture.size[1]} image as {fmt}: {e}") from e
     return out.getvalue()
 
 

@@ -479,6 +479,25 @@ def test_write_image_unknown_suffix_and_stream(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["out.dat"]
 
 
+def test_format_size_limits_are_clear_errors(tmp_path):
+    wide = Picture(np.zeros((2, 17000, 3), np.uint8), None, "PNG")
+    with pytest.raises(InputError, match="WEBP holds at most 16383 px"):
+        write_image(wide, tmp_path / "w.webp")
+    rio.check_encodable((17000, 2), "png")  # PNG and TIFF take it
+    with pytest.raises(InputError, match="JPEG holds at most 65500 px"):
+        rio.check_encodable((2, 70000), "jpg")
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_encoder_failures_are_restore_errors(monkeypatch):
+    def refuse(self, fp, format=None, **params):
+        raise OSError("broken data stream")
+
+    monkeypatch.setattr(Image.Image, "save", refuse)
+    with pytest.raises(RestoreError, match="cannot encode a 5x4 image as PNG: broken data stream"):
+        rio.encode_image(Picture(rgb8(4, 5), None, "PNG"))
+
+
 # --- float helpers and Picture ------------------------------------------------------------------
 
 

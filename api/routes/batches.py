@@ -11,7 +11,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
 
 from api.deps import CeleryDep, OwnerDep, SettingsDep, StoreDep
 from api.media import suffix
-from api.submission import submit
+from api.submission import split_format, submit
 from restore.pipeline import options_from_json, validate
 from restore.errors import InputError, TooLarge
 from workers.store import TERMINAL, Job, JobStore, new_id
@@ -49,7 +49,7 @@ def create_batch(
     if len(files) > settings.max_batch_files:
         raise InputError(f"{len(files)} files; a batch takes at most {settings.max_batch_files}")
     parsed = options_from_json(options)
-    validate(task, {k: v for k, v in parsed.items() if k != "format"})  # a bad request fails whole, not per file
+    validate(task, split_format(parsed)[0])  # a bad request (task, options, format) fails whole, not per file
     limit = min(settings.max_bytes, store.max_blob)
     batch_id, job_ids, names = new_id(), [], []
     for upload in files:

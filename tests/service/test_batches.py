@@ -19,6 +19,8 @@ from tests.service.conftest import RESTORE, png_bytes, pixels, service_env
 def test_batch_api_with_a_bad_file_and_the_archive(client, workers, identity_models):
     files = [("files", (f"{n}.png", png_bytes(i), "image/png")) for i, n in enumerate(["a", "b", "a"])]
     files.append(("files", ("broken.png", b"\x89PNG\r\n\x1a\nnope", "image/png")))
+    r = client.post("/v1/batches", files=files, data={"task": "denoise", "options": '{"format": "gif"}'})
+    assert r.status_code == 400 and "unknown format 'gif'" in r.json()["detail"]  # the whole request, up front
     r = client.post("/v1/batches", files=files, data={"task": "denoise"})
     assert r.status_code == 202
     batch = r.json()

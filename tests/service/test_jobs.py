@@ -71,6 +71,7 @@ def test_result_is_409_until_ready_and_cancel(client, workers, identity_models, 
         (png_bytes(), "denoise", {"sigma": "loud"}, 400, "bad options for denoise"),
         (png_bytes(), "denoise", {"nope": 1}, 400, "unknown option(s) nope"),
         (png_bytes(), "denoise", {"format": "gif"}, 400, "unknown format 'gif'"),
+        (png_bytes(size=(17000, 2)), "denoise", {"format": "webp"}, 400, "WEBP holds at most 16383 px"),
         (png_bytes(size=(3000, 3000)), "denoise", None, 413, "refused without decoding"),
     ],
 )
@@ -180,6 +181,12 @@ def test_requests_are_guarded_before_parsing(rdb, identity_models):
         # A job's request may carry an image and a mask: the cap is 2 x max_bytes + 1 MiB.
         r = client.post("/v1/jobs", files={"file": ("a.png", b"x" * (2 * 10_000 + 2**20 + 1))}, headers={"X-API-Key": "k"})
         assert r.status_code == 413 and "limit" in r.json()["detail"]
+        # Without a Content-Length (chunked), counted as it arrives: still 413, not a parse error.
+        boundary = "b0undary"
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'.encode()
+        chunks = [head] + [b"x" * 2**16] * 20 + [f"\r\n--{boundary}--\r\n".encode()]
+        r = client.post("/v1/jobs", content=iter(chunks), headers={"X-API-Key": "k", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        assert r.status_code == 413 and "over the limit" in r.json()["detail"]
         r = client.post("/v1/jobs", files={"file": ("a.png", big)})
         assert r.status_code == 401  # refused before the body is read
         assert client.get("/v1/jobs/a:b", headers={"X-API-Key": "k"}).status_code == 404  # not an id: no Redis error
