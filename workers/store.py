@@ -168,6 +168,10 @@ class JobStore:
             args += [k, json.dumps(v) if k in _JSON_FIELDS else v]
         return bool(self._update(keys=[self.key(job_id)], args=args))
 
+    def keep(self, job_id: str) -> None:
+        """A finished job's record expires with its results (written just before), not at its creation's TTL."""
+        self.redis.expire(self.key(job_id), self.ttl)
+
     def count_attempt(self, job_id: str) -> int | None:
         """This delivery's number, or None if the job is gone."""
         n = self._count(keys=[self.key(job_id)])

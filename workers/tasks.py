@@ -64,10 +64,11 @@ def progress_writer(jobs: JobStore, job_id: str):
     return report
 
 
-def execute(jobs: JobStore, job_id: str, ctx: Context, service: ServiceSettings) -> str:
+def execute(jobs: JobStore, job_id: str, ctx: Context, service: ServiceSettings, retries: int = 0) -> str:
     """Run one job to a terminal state and return that state. A duplicate delivery of a finished, deleted
     or expired job does nothing, so running it twice is harmless. Every error but a lost Redis connection
-    (retried by Celery) ends the job as failed: no job is left queued or running."""
+    (retried by Celery; `retries` is how many times so far) ends the job as failed: no job is left
+    queued or running."""
     job = jobs.get(job_id)
     if job is None:
         return "gone"
@@ -76,7 +77,7 @@ def execute(jobs: JobStore, job_id: str, ctx: Context, service: ServiceSettings)
     attempt = jobs.count_attempt(job_id)
     if attempt is None:
         return "gone"
-    if attempt > service.max_deliveries:
+    if attempt - retries > service.max_deliveries:  # Celery's own retries are not deaths of a worker
         jobs.update(job_id, status="failed", finished=time.time(),
                     error=f"gave up after {service.max_deliveries} attempts: the worker running it died each time")
         return "failed"
@@ -111,6 +112,7 @@ def execute(jobs: JobStore, job_id: str, ctx: Context, service: ServiceSettings)
     if not jobs.update(job_id, status=state, finished=finished, **extra):
         jobs.drop_results(job_id)  # canceled or deleted while it ran: leave nothing behind
         return "canceled"
+    jobs.keep(job_id)  # the record lives as long as its results: a full TTL from now
     with jobs.redis.pipeline() as pipe:
         pipe.hincrby("restore:stats", state, 1)
         pipe.hincrbyfloat("restore:stats:seconds", "sum", finished - started)
@@ -119,9 +121,26 @@ def execute(jobs: JobStore, job_id: str, ctx: Context, service: ServiceSettings)
     return state
 
 
-@app.task(name="restore.run_job", autoretry_for=(redis.ConnectionError, redis.TimeoutError), retry_backoff=True, max_retries=5)
-def run_job(job_id: str) -> str:
-    return execute(store(), job_id, context(), settings)
+REDIS_RETRIES = 5
+
+
+@app.task(name="restore.run_job", bind=True, max_retries=REDIS_RETRIES)
+def run_job(self, job_id: str) -> str:
+    try:
+        return execute(store(), job_id, context(), settings, self.request.retries)
+    except (redis.ConnectionError, redis.TimeoutError) as e:
+        if self.request.retries >= REDIS_RETRIES:
+            give_up(store(), job_id, f"Redis was unreachable through {REDIS_RETRIES} retries: {e}")
+            raise
+        raise self.retry(exc=e, countdown=2 ** self.request.retries)
+
+
+def give_up(jobs: JobStore, job_id: str, error: str) -> None:
+    """Fail a job whose retries ran out, if Redis answers again; else its record expires with its TTL."""
+    try:
+        jobs.update(job_id, status="failed", finished=time.time(), error=error)
+    except redis.RedisError:
+        log.error("job %s: %s; Redis still unreachable, the record is left to expire", job_id, error)
 
 
 @worker_process_init.connect

@@ -174,6 +174,26 @@ def test_worker_errors_end_the_job_and_deleted_jobs_stay_deleted(rdb, identity_m
     assert store.get("done") is None and store.result("done") is None
 
 
+def test_redis_retries_are_not_worker_deaths_and_records_live_with_their_results(rdb, identity_models):
+    from restore.settings import Settings
+    from restore.tasks.base import Context
+    from workers.store import Job, JobStore
+    from workers.tasks import execute, give_up
+
+    store = JobStore.from_url(REDIS_URL, 60, 2**20)
+    ctx = Context.create(Settings(_env_file=None, models_dir=identity_models))
+    service = ServiceSettings(_env_file=None, redis_url=REDIS_URL, max_deliveries=2)
+    store.create(Job(id="flaky", task="denoise"), png_bytes())
+    for _ in range(3):  # three runs that Redis cut short, each retried by Celery
+        store.count_attempt("flaky")
+    rdb.expire("restore:job:flaky", 5)  # the record has aged in the queue
+    assert execute(store, "flaky", ctx, service, retries=3) == "succeeded"  # 4 runs, 3 of them retries
+    assert rdb.ttl("restore:job:flaky") > 50 and rdb.ttl("restore:job:flaky:result:0") > 50
+    store.create(Job(id="stuck", task="denoise"), png_bytes())
+    give_up(store, "stuck", "Redis was unreachable through 5 retries")
+    assert store.get("stuck").status == "failed" and "unreachable" in store.get("stuck").error
+
+
 def test_requests_are_guarded_before_parsing(rdb, identity_models):
     settings = ServiceSettings(_env_file=None, redis_url=REDIS_URL, models_dir=identity_models, max_bytes=10_000, api_keys=["k"])
     with TestClient(create_app(settings)) as client:
