@@ -24,6 +24,10 @@ STATE = ".restore-batch-state.json"
 RETRIES = 8  # for 503s and dropped connections, with backoff: a restarting service is waited for
 
 
+class Unreachable(RestoreError):
+    """The service did not answer, or stayed unavailable, through every retry: the batch stops here."""
+
+
 class ServiceClient:
     def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 120):
         headers = {"X-API-Key": api_key} if api_key else {}
@@ -33,13 +37,15 @@ class ServiceClient:
         for attempt in range(RETRIES):
             try:
                 response = self.http.request(method, url, **kwargs)
-                if response.status_code != 503:
+                # A 503 with Retry-After is an outage (Redis down) worth waiting for; one without it is
+                # an answer (no model for the task on this server) that waiting would not change.
+                if response.status_code != 503 or "retry-after" not in response.headers:
                     return response
             except httpx.TransportError as e:
                 if attempt == RETRIES - 1:
-                    raise RestoreError(f"cannot reach the service at {self.http.base_url}: {e}") from e
+                    raise Unreachable(f"cannot reach the service at {self.http.base_url}: {e}") from e
             time.sleep(min(0.5 * 2**attempt, 10))
-        raise RestoreError(f"the service at {self.http.base_url} stayed unavailable (503)")
+        raise Unreachable(f"the service at {self.http.base_url} stayed unavailable (503)")
 
     def submit(self, path: Path, task: str, options: dict) -> str:
         with open(path, "rb") as f:
@@ -48,7 +54,7 @@ class ServiceClient:
         if r.status_code in (400, 413):
             raise InputError(r.json()["detail"])  # the file's own error, as the in-process batch would say
         if r.status_code != 202:
-            raise RestoreError(f"the service refused the job: {r.status_code} {r.text[:300]}")
+            raise RestoreError(f"the service refused the job: {r.status_code} {_detail(r)}")
         return r.json()["id"]
 
     def status(self, job_id: str) -> dict | None:
@@ -64,6 +70,13 @@ class ServiceClient:
         if r.status_code != 200:
             raise RestoreError(f"cannot download the result of job {job_id}: {r.status_code} {r.text[:300]}")
         return r.content
+
+
+def _detail(r: httpx.Response) -> str:
+    try:
+        return str(r.json()["detail"])
+    except (ValueError, KeyError, TypeError):
+        return r.text[:300]
 
 
 def run_remote_batch(
@@ -98,40 +111,52 @@ def run_remote_batch(
         state.pop(str(item.source), None)
         on_done and on_done(outcome)
 
-    while waiting or active:
-        while waiting and len(active) < in_flight:
-            item = waiting.popleft()
-            job_id = state.get(str(item.source))
-            if job_id is None or client.status(job_id) is None:  # never sent, or expired on the server
-                try:
-                    # The same format the in-process batch would write: the flag, else the target's suffix.
-                    job_id = client.submit(item.source, task, {**options, "format": fmt or format_for_path(item.target) or ""})
-                except InputError as e:
-                    finish(item, Outcome(str(item.source), str(item.target), "failed", str(e)))
+    try:
+        while waiting or active:
+            while waiting and len(active) < in_flight:
+                item = waiting[0]  # taken off the queue only once it is sent: Unreachable leaves it there
+                job_id = state.get(str(item.source))
+                if job_id is None or client.status(job_id) is None:  # never sent, or expired on the server
+                    try:
+                        # The same format the in-process batch would write: the flag, else the target's suffix.
+                        job_id = client.submit(item.source, task, {**options, "format": fmt or format_for_path(item.target) or ""})
+                    except Unreachable:
+                        raise
+                    except RestoreError as e:  # this file's refusal (bad input, no model for the task, ...)
+                        waiting.popleft()
+                        finish(item, Outcome(str(item.source), str(item.target), "failed", str(e)))
+                        continue
+                    state[str(item.source)] = job_id
+                    save()
+                waiting.popleft()
+                active[job_id] = (item, time.perf_counter())
+            time.sleep(poll_s)
+            for job_id, (item, t0) in list(active.items()):
+                job = client.status(job_id)
+                if job is not None and job["status"] in ("queued", "running"):
                     continue
-                state[str(item.source)] = job_id
-                save()
-            active[job_id] = (item, time.perf_counter())
-        time.sleep(poll_s)
-        for job_id, (item, t0) in list(active.items()):
-            job = client.status(job_id)
-            if job is not None and job["status"] in ("queued", "running"):
-                continue
-            del active[job_id]
-            outcome = Outcome(str(item.source), str(item.target), "failed", seconds=round(time.perf_counter() - t0, 3))
-            if job is None:
-                outcome.error = "the job expired on the server before it finished"
-            elif job["status"] != "succeeded":
-                outcome.error = job["error"] or f"the job was {job['status']}"
-            else:
-                try:
-                    item.target.parent.mkdir(parents=True, exist_ok=True)
-                    for i in range(job.get("results") or 1):  # colorize's samples: name, name_1, ...
-                        atomic_write(sample_path(item.target, i), client.result(job_id, i))
-                    outcome.status, outcome.metrics = "ok", job["metrics"]
-                except RestoreError as e:  # this file's failure, not the batch's
-                    outcome.error = str(e)
-            finish(item, outcome)
+                del active[job_id]
+                outcome = Outcome(str(item.source), str(item.target), "failed", seconds=round(time.perf_counter() - t0, 3))
+                if job is None:
+                    outcome.error = "the job expired on the server before it finished"
+                elif job["status"] != "succeeded":
+                    outcome.error = job["error"] or f"the job was {job['status']}"
+                else:
+                    try:
+                        item.target.parent.mkdir(parents=True, exist_ok=True)
+                        for i in range(job.get("results") or 1):  # colorize's samples: name, name_1, ...
+                            atomic_write(sample_path(item.target, i), client.result(job_id, i))
+                        outcome.status, outcome.metrics = "ok", job["metrics"]
+                    except Unreachable:
+                        active[job_id] = (item, t0)  # still the batch's to finish, next run
+                        raise
+                    except RestoreError as e:  # this file's failure, not the batch's
+                        outcome.error = str(e)
+                finish(item, outcome)
+    except Unreachable as e:  # the rest are not done; their jobs stay in the state file for the next run
+        for item in [*waiting, *(item for item, _ in active.values())]:
+            outcomes[item] = Outcome(str(item.source), str(item.target), "failed", f"{e}; run the same command again to resume")
+            on_done and on_done(outcomes[item])
     if state:
         save()
     else:
