@@ -138,6 +138,8 @@ def read_image(source: str | os.PathLike | bytes | BinaryIO, limits: Limits = Li
             orientation = im.getexif().get(ExifTags.Base.Orientation)
             icc = None if im.mode == "CMYK" else im.info.get("icc_profile")  # CMYK's does not fit the RGB made
             color, alpha = _pixels(im) if wide_gray is None else _wide_pixels(data, wide_gray)
+        except InputError as e:  # readable, but not as pixels this library keeps without loss
+            raise InputError(f"{name} {e}") from e
         except Exception as e:
             raise InputError(f"{name} is corrupt or truncated ({e})") from e
     upright = _UPRIGHT.get(orientation, lambda a: a)
@@ -203,7 +205,12 @@ def _wide_pixels(data: bytes, gray: bool) -> tuple[np.ndarray, np.ndarray | None
 def _pixels(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     """(color, alpha) from a loaded Pillow image of any mode but F."""
     if im.mode.startswith("I"):  # I;16, I;16B (big-endian), I;16L and 32-bit I: 16-bit gray
-        return np.array(im).clip(0, 65535).astype(np.uint16)[..., None], None
+        values = np.array(im)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise InputError(f"has 32-bit integer samples from {values.min()} to {values.max()}, beyond 16 bits; convert it to 8 or 16-bit")
+        gray = values.astype(np.uint16)[..., None]
+        key = im.info.get("transparency")  # a 16-bit gray PNG's tRNS: the one gray value that is transparent
+        return gray, (None if not isinstance(key, int) else np.where(gray[..., 0] == key, 0, 65535).astype(np.uint16))
     gray = im.mode in ("1", "L", "LA", "La")
     has_alpha = im.has_transparency_data  # an alpha band, or a transparent palette entry or colour (tRNS)
     target = ("LA" if gray else "RGBA") if has_alpha else ("L" if gray else "RGB")  # CMYK, P, PA, YCbCr...

@@ -479,6 +479,25 @@ def test_write_image_unknown_suffix_and_stream(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["out.dat"]
 
 
+def test_16_bit_gray_png_keeps_its_transparent_value():
+    gray = (np.arange(12).reshape(3, 4) * 1000).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(gray).save(buf, "PNG", transparency=2000)
+    picture = read_image(buf.getvalue())
+    assert picture.color.dtype == np.uint16 and picture.alpha is not None
+    assert picture.alpha.tolist() == np.where(gray == 2000, 0, 65535).tolist()
+
+
+def test_32_bit_integer_samples_beyond_16_bits_are_refused_not_clipped():
+    buf = io.BytesIO()
+    Image.fromarray(np.array([[0, 70000]], np.int32), "I").save(buf, "TIFF")
+    with pytest.raises(InputError, match="32-bit integer samples from 0 to 70000"):
+        read_image(buf.getvalue())
+    buf = io.BytesIO()
+    Image.fromarray(np.array([[0, 60000]], np.int32), "I").save(buf, "TIFF")
+    assert read_image(buf.getvalue()).color.max() == 60000  # within 16 bits: kept as it is
+
+
 def test_format_size_limits_are_clear_errors(tmp_path):
     wide = Picture(np.zeros((2, 17000, 3), np.uint8), None, "PNG")
     with pytest.raises(InputError, match="WEBP holds at most 16383 px"):
