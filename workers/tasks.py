@@ -102,7 +102,9 @@ def execute(jobs: JobStore, job_id: str, ctx: Context, service: ServiceSettings,
     except SoftTimeLimitExceeded:
         state, extra = "failed", {"error": f"the job ran past its time limit of {service.soft_time_limit_s} s"}
     except RestoreError as e:
-        state, extra = "failed", {"error": str(e)}
+        # The decoder wraps whatever stops it; the time limit firing mid-decode is not a corrupt file.
+        late = isinstance(e.__cause__, SoftTimeLimitExceeded)
+        state, extra = "failed", {"error": f"the job ran past its time limit of {service.soft_time_limit_s} s" if late else str(e)}
     except (redis.ConnectionError, redis.TimeoutError):
         raise  # transient: Celery retries the job
     except Exception as e:  # a bug or a library failure: say so in the job, keep the traceback in the log

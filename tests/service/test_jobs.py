@@ -251,3 +251,27 @@ def test_colorize_samples_through_the_service(client, workers, identity_models):
     assert pixels(got[0].content).shape[2] == 3 and len({g.content for g in got}) == 3
     assert 'filename="a_2.png"' in got[2].headers["content-disposition"]
     assert client.get(f"/v1/jobs/{body['id']}/result?sample=3").status_code == 404
+
+
+def test_the_time_limit_firing_mid_decode_is_not_called_corrupt(rdb, identity_models, monkeypatch):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    import workers.tasks
+    from restore.errors import InputError
+    from restore.settings import Settings
+    from restore.tasks.base import Context
+    from workers.store import Job, JobStore
+
+    def slow_decode(data, limits):
+        try:
+            raise SoftTimeLimitExceeded()
+        except Exception as e:  # what restore.io does with anything its decoder raises
+            raise InputError("input is corrupt or truncated (SoftTimeLimitExceeded())") from e
+
+    monkeypatch.setattr(workers.tasks, "read_image", slow_decode)
+    store = JobStore.from_url(REDIS_URL, 60, 2**20)
+    store.create(Job(id="slow", task="denoise"), png_bytes())
+    service = ServiceSettings(_env_file=None, redis_url=REDIS_URL)
+    ctx = Context.create(Settings(_env_file=None, models_dir=identity_models))
+    assert workers.tasks.execute(store, "slow", ctx, service) == "failed"
+    assert "time limit" in store.get("slow").error and "corrupt" not in store.get("slow").error
