@@ -1,13 +1,14 @@
 """/v1/batches: many files in one request; per-file errors instead of refusing the whole batch."""
 from __future__ import annotations
 
-import io
 import json
+import tempfile
 import zipfile
 from pathlib import PureWindowsPath
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
+from fastapi.responses import StreamingResponse
 
 from api.deps import CeleryDep, OwnerDep, SettingsDep, StoreDep
 from api.media import suffix
@@ -36,6 +37,9 @@ def batch_view(store: JobStore, batch: dict) -> dict:
     done = counts["queued"] == counts["running"] == 0
     return {"id": batch["id"], "task": batch["task"], "status": "done" if done else "running", "counts": counts, "jobs": entries,
             "links": {"self": f"/v1/batches/{batch['id']}", "archive": f"/v1/batches/{batch['id']}/archive"}}
+
+
+ARCHIVE_IN_MEMORY = 64 * 2**20
 
 
 @router.post("", status_code=202)
@@ -81,8 +85,9 @@ def get_archive(batch_id: str, store: StoreDep, owner: OwnerDep) -> Response:
     view = batch_view(store, batch)
     if view["status"] != "done":
         raise HTTPException(409, f"batch {batch_id} is still running: {view['counts']}")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:  # images are compressed already
+    # Built in a file that stays in memory only while small: a batch's results can be gigabytes.
+    spool = tempfile.SpooledTemporaryFile(max_size=ARCHIVE_IN_MEMORY)
+    with zipfile.ZipFile(spool, "w", zipfile.ZIP_STORED) as zf:  # images are compressed already
         used: set[str] = set()
         for entry in view["jobs"]:
             job = store.get(entry["id"]) if entry["status"] == "succeeded" else None
@@ -96,8 +101,16 @@ def get_archive(batch_id: str, store: StoreDep, owner: OwnerDep) -> Response:
                 entry.setdefault("outputs", []).append(name)
                 zf.writestr(name, blob)
         zf.writestr("summary.json", json.dumps(view, indent=2))
-    return Response(buf.getvalue(), media_type="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="batch-{batch_id}.zip"'})
+    size = spool.tell()
+    spool.seek(0)
+
+    def chunks():
+        with spool:
+            while chunk := spool.read(2**20):
+                yield chunk
+
+    return StreamingResponse(chunks(), media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="batch-{batch_id}.zip"', "Content-Length": str(size)})
 
 
 def _unique(name: str, used: set[str]) -> str:

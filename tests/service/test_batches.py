@@ -16,7 +16,7 @@ from conftest import REPO
 from tests.service.conftest import RESTORE, png_bytes, pixels, service_env
 
 
-def test_batch_api_with_a_bad_file_and_the_archive(client, workers, identity_models):
+def test_batch_api_with_a_bad_file_and_the_archive(client, workers, identity_models, monkeypatch):
     files = [("files", (f"{n}.png", png_bytes(i), "image/png")) for i, n in enumerate(["a", "b", "a"])]
     files.append(("files", ("broken.png", b"\x89PNG\r\n\x1a\nnope", "image/png")))
     r = client.post("/v1/batches", files=files, data={"task": "denoise", "options": '{"format": "gif"}'})
@@ -38,6 +38,11 @@ def test_batch_api_with_a_bad_file_and_the_archive(client, workers, identity_mod
     assert sorted(archive.namelist()) == ["a-2.png", "a.png", "b.png", "summary.json"]  # same names never collide
     assert (pixels(archive.read("b.png")) == pixels(png_bytes(1))).all()
     assert json.loads(archive.read("summary.json"))["counts"]["failed"] == 1
+    import api.routes.batches
+
+    monkeypatch.setattr(api.routes.batches, "ARCHIVE_IN_MEMORY", 100)  # spooled to disk: the same archive
+    spooled = zipfile.ZipFile(io.BytesIO(client.get(f"/v1/batches/{batch['id']}/archive").content))
+    assert {n: spooled.read(n) for n in spooled.namelist()} == {n: archive.read(n) for n in archive.namelist()}
     assert client.get("/v1/batches/unknown").status_code == 404
 
 
