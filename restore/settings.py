@@ -19,7 +19,7 @@ class Settings(BaseSettings):
     models_dir: Path | None = None  # None: the models shipped with the package
     device: Device = "auto"
     threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = all cores")
-    tile_size: int = Field(512, ge=64, le=4096, description="largest tile side in pixels")
+    tile_size: int = Field(768, ge=64, le=4096, description="largest tile side in pixels")
     tile_overlap: int = Field(32, ge=0, le=256)
     memory_budget_mb: int = Field(1024, ge=64, description="bounds the tile size: model activations per tile")
     max_pixels: int = Field(120_000_000, ge=1)

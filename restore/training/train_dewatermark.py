@@ -36,8 +36,8 @@ class DewatermarkTrainConfig(LoopConfig):
     val: str | None = None  # a folder written by write_validation_set
     fonts: list[str] = field(default_factory=list)  # default: the DejaVu family (TRAINING_FONTS)
     logos: list[str] = field(default_factory=list)
-    batch: int = 12
-    patch: int = 128
+    batch: int = 5
+    patch: int = 192  # wide crops: each sees the photo around a mark (version 4; 128 px until version 3)
     mask_weight: float = 0.2
     pixel_weight: float = 0.1
     p_clean: float = 0.1
