@@ -99,11 +99,9 @@ def execute(jobs: JobStore, job_id: str, ctx: Context, service: ServiceSettings,
         state, extra = "succeeded", {"metrics": result.metrics, "results": len(blobs)}
     except Canceled:
         return "canceled"
-    except SoftTimeLimitExceeded:
-        state, extra = "failed", {"error": f"the job ran past its time limit of {service.soft_time_limit_s} s"}
-    except RestoreError as e:
-        # The decoder wraps whatever stops it; the time limit firing mid-decode is not a corrupt file.
-        late = isinstance(e.__cause__, SoftTimeLimitExceeded)
+    except (SoftTimeLimitExceeded, RestoreError) as e:
+        # The decoder wraps whatever stops it: the time limit firing mid-decode is not a corrupt file.
+        late = isinstance(e, SoftTimeLimitExceeded) or isinstance(e.__cause__, SoftTimeLimitExceeded)
         state, extra = "failed", {"error": f"the job ran past its time limit of {service.soft_time_limit_s} s" if late else str(e)}
     except (redis.ConnectionError, redis.TimeoutError):
         raise  # transient: Celery retries the job
