@@ -4,7 +4,7 @@ from __future__ import annotations
 from celery import Celery
 
 from restore.errors import InputError
-from restore.io import FORMATS, Limits, check_encodable, read_image
+from restore.io import FORMATS, Limits, output_format, read_image
 from restore.models import model_for_task
 from restore.pipeline import check_mask, validate
 from workers.registry import live_workers
@@ -35,7 +35,7 @@ def check_request(data: bytes, name: str, task: str, options: dict, settings: Se
         raise InputError(f"{name or 'the upload'} is an empty file")
     limits = Limits(settings.max_bytes, settings.max_pixels)
     picture = read_image(data, limits)
-    check_encodable(picture.size, fmt or picture.format)  # refused now, not after the work
+    output_format(picture, None, fmt)  # a format that cannot hold the image is refused now, not after the work
     if mask is not None:
         check_mask(names, read_image(mask, limits), picture)
     return ",".join(names), options, fmt

@@ -296,11 +296,18 @@ def write_image(
 ) -> None:
     """Encode and write. For a path, format defaults to the suffix's (then the picture's own), and the
     file appears whole or not at all."""
-    if not isinstance(dest, (str, os.PathLike)):
-        dest.write(encode_image(picture, format, quality))
-        return
-    path = Path(dest)
-    atomic_write(path, encode_image(picture, format or format_for_path(path), quality))
+    data = encode_image(picture, output_format(picture, dest, format), quality)
+    if isinstance(dest, (str, os.PathLike)):
+        atomic_write(dest, data)
+    else:
+        dest.write(data)
+
+
+def output_format(picture: Picture, dest: str | os.PathLike | BinaryIO | None = None, format: str | None = None) -> str:
+    """The format a result is written in, checked for its size: the one asked for, else the suffix of a
+    destination path, else the input's own. Callers check it before the work, write_image when writing."""
+    suffix = format_for_path(dest) if isinstance(dest, (str, os.PathLike)) and os.fspath(dest) != "-" else None
+    return check_encodable(picture.size, format or suffix or picture.format)
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:

@@ -348,6 +348,14 @@ def test_format_for_path():
     assert format_for_path("x.gif") is None and format_for_path("noext") is None
 
 
+def test_output_format_order_asked_then_suffix_then_input(tmp_path):
+    picture = Picture(rgb8(), None, "WEBP")
+    assert rio.output_format(picture, tmp_path / "a.png", "jpg") == "JPEG"
+    assert rio.output_format(picture, tmp_path / "a.tif") == "TIFF"
+    assert rio.output_format(picture, tmp_path / "noext") == "WEBP"
+    assert rio.output_format(picture, "-") == rio.output_format(picture, io.BytesIO()) == "WEBP"
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 

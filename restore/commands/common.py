@@ -9,7 +9,7 @@ import typer
 
 from restore.batch import sample_path
 from restore.errors import InputError, RestoreError
-from restore.io import FORMATS, Limits, check_encodable, format_for_path, read_image, write_image
+from restore.io import FORMATS, Limits, output_format, read_image, write_image
 from restore.pipeline import options_from_json, run
 from restore.settings import Settings
 from restore.tasks.base import Context
@@ -50,7 +50,7 @@ def restore_file(source: Path | str, target: Path | str, tasks: str, options: di
     """Read, run the pipeline, write. '-' reads stdin or writes stdout. mask: the user's mask file."""
     limits = Limits(ctx.settings.max_bytes, ctx.settings.max_pixels)
     picture = read_image(sys.stdin.buffer if str(source) == "-" else source, limits)
-    check_encodable(picture.size, fmt or (None if str(target) == "-" else format_for_path(target)) or picture.format)
+    output_format(picture, target, fmt)  # a format that cannot hold the image is refused before the work
     result = run(tasks, picture, options, ctx, read_image(mask, limits) if mask else None)
     if str(target) == "-":
         if len(result.pictures) > 1:
