@@ -43,7 +43,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     def unavailable(request: Request, exc: Exception) -> JSONResponse:
         # Every request opens its connection anew from the pool, so the API recovers by itself.
-        return JSONResponse({"detail": f"the job store (Redis) is unreachable, try again shortly: {exc}"},
+        what = "refused the command" if isinstance(exc, redis.ResponseError) else "is unreachable"
+        return JSONResponse({"detail": f"the job store (Redis) {what}, try again shortly: {exc}"},
                             status_code=503, headers={"Retry-After": "5"})
 
     # ResponseError: Redis refused the command (for example at its maxmemory limit).

@@ -213,5 +213,8 @@ class JobStore:
     def drop_results(self, job_id: str) -> None:
         self.redis.delete(*self._result_keys(job_id))
 
-    def delete(self, job_id: str) -> None:
-        self.redis.delete(self.key(job_id), *self._blob_keys(job_id))
+    def delete(self, *job_ids: str) -> None:
+        """Delete jobs outright; a worker then finds a queued one gone, a running one canceled."""
+        keys = [k for job_id in job_ids for k in (self.key(job_id), *self._blob_keys(job_id))]
+        if keys:
+            self.redis.delete(*keys)

@@ -1,12 +1,14 @@
 """/v1/batches: many files in one request; per-file errors instead of refusing the whole batch."""
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import zipfile
 from pathlib import PureWindowsPath
 from typing import Annotated
 
+import redis
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
@@ -56,19 +58,27 @@ def create_batch(
     validate(task, split_format(parsed)[0])  # a bad request (task, options, format) fails whole, not per file
     limit = min(settings.max_bytes, store.max_blob)
     batch_id, job_ids, names = new_id(), [], []
-    for upload in files:
-        name = upload.filename or f"file{len(names)}"
-        try:
-            data = upload.file.read(limit + 1)
-            if len(data) > limit:
-                raise TooLarge(f"{name} is over the limit of {limit / 2**20:.1f} MB")
-            job = submit(store, celery, settings, owner, data, name, task, parsed, batch_id)
-        except InputError as e:  # this file is refused; the others go on
-            job = Job(id=new_id(), task=task, owner=owner, status="failed", error=str(e), input_name=name, batch=batch_id)
-            store.create(job, None)
-        job_ids.append(job.id)
-        names.append(name)
-    store.create_batch(batch_id, owner, task, job_ids, names)
+    try:
+        for upload in files:
+            name = upload.filename or f"file{len(names)}"
+            try:
+                data = upload.file.read(limit + 1)
+                if len(data) > limit:
+                    raise TooLarge(f"{name} is over the limit of {limit / 2**20:.1f} MB")
+                job = submit(store, celery, settings, owner, data, name, task, parsed, batch_id)
+            except InputError as e:  # this file is refused; the others go on
+                job = Job(id=new_id(), task=task, owner=owner, status="failed", error=str(e), input_name=name, batch=batch_id)
+                store.create(job, None)
+            job_ids.append(job.id)
+            names.append(name)
+        store.create_batch(batch_id, owner, task, job_ids, names)
+    except Exception:
+        # The client gets an error and no batch id, so the jobs queued so far would run where nobody can
+        # see them: delete them (their messages then find nothing to do). If Redis is gone altogether,
+        # this fails too and the records expire with their TTL.
+        with contextlib.suppress(redis.RedisError):
+            store.delete(*job_ids)
+        raise
     response.headers["Location"] = f"/v1/batches/{batch_id}"
     return batch_view(store, store.get_batch(batch_id))
 

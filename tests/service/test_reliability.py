@@ -8,6 +8,7 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from api.main import create_app
@@ -79,11 +80,19 @@ def test_100_jobs_at_once_none_lost_or_duplicated(client, workers, identity_mode
     assert rdb.hget("restore:stats", "succeeded") == b"100"
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary")
+def redis_server(tmp_path, port: int, *options: str) -> subprocess.Popen:
+    """A throwaway redis-server that this test may stop, or fill to its memory limit."""
+    return subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path), *options], stdout=subprocess.DEVNULL)
+
+
+needs_redis_server = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary")
+
+
+@needs_redis_server
 def test_redis_down_gives_503_and_the_api_recovers(tmp_path, identity_models):
     port = free_port()
-    start = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
-    server = subprocess.Popen(start, stdout=subprocess.DEVNULL)
+    server = redis_server(tmp_path, port)
     settings = ServiceSettings(_env_file=None, redis_url=f"redis://127.0.0.1:{port}/0", models_dir=identity_models)
     try:
         with TestClient(create_app(settings)) as client:
@@ -101,13 +110,38 @@ def test_redis_down_gives_503_and_the_api_recovers(tmp_path, identity_models):
             assert client.get("/v1/jobs/anything").status_code == 503
             assert client.get("/readyz").status_code == 503
             assert client.get("/healthz").status_code == 200
-            server = subprocess.Popen(start, stdout=subprocess.DEVNULL)
+            server = redis_server(tmp_path, port)
             for _ in range(50):
                 if submit().status_code == 202:
                     break
                 time.sleep(0.1)
             else:
                 pytest.fail("the API did not recover when Redis came back")
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@needs_redis_server
+def test_a_batch_that_fills_redis_midway_leaves_no_jobs_behind(tmp_path, identity_models):
+    """Redis refuses writes at its memory limit part-way through a batch: the client gets a 503 and no
+    batch id, so the jobs already queued must be gone, not left to run where nobody can see them."""
+    port = free_port()
+    server = redis_server(tmp_path, port, "--maxmemory", "3mb", "--maxmemory-policy", "noeviction")
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        rdb = redis.Redis.from_url(url)
+        for _ in range(50):
+            try:
+                rdb.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        files = [("files", (f"{i}.png", png_bytes(seed=i, size=(256, 256)), "image/png")) for i in range(20)]
+        with TestClient(create_app(ServiceSettings(_env_file=None, redis_url=url, models_dir=identity_models))) as client:
+            r = client.post("/v1/batches", files=files, data={"task": "denoise"})
+        assert r.status_code == 503 and "Redis) refused the command" in r.json()["detail"], r.text
+        assert rdb.keys("restore:job:*") == [] and rdb.keys("restore:batch:*") == []
     finally:
         server.terminate()
         server.wait(10)
