@@ -7,7 +7,7 @@ from restore.errors import InputError
 from restore.io import FORMATS, Limits, output_format, read_image
 from restore.models import model_for_task
 from restore.pipeline import check_mask, validate
-from workers.registry import live_workers
+from workers.registry import serving
 from workers.settings import ServiceSettings
 from workers.store import Job, JobStore, new_id
 
@@ -42,8 +42,8 @@ def check_request(data: bytes, name: str, task: str, options: dict, settings: Se
 
 
 def choose_queue(store: JobStore) -> str:
-    """gpu while a GPU worker is up, else cpu."""
-    return "gpu" if any("gpu" in w.get("queues", ()) for w in live_workers(store.redis)) else "cpu"
+    """gpu while a GPU worker is up, else cpu (CPU workers move gpu's jobs to cpu if it dies: workers.rescue)."""
+    return "gpu" if serving(store.redis, "gpu") else "cpu"
 
 
 def enqueue(store: JobStore, celery: Celery, job: Job, data: bytes, mask: bytes | None = None) -> Job:

@@ -7,12 +7,15 @@ One hash of worker -> info with an expiry time, so finding the live workers (on 
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import time
+from typing import Callable
 
 import redis
 
+log = logging.getLogger(__name__)
 KEY = "restore:workers"
 TTL_S = 30
 
@@ -34,15 +37,26 @@ def live_workers(client: redis.Redis) -> list[dict]:
     return live
 
 
-def start_heartbeat(client: redis.Redis, info: dict, stop: threading.Event) -> threading.Thread:
+def serving(client: redis.Redis, queue: str) -> bool:
+    """Whether a live worker consumes this queue."""
+    return any(queue in w.get("queues", ()) for w in live_workers(client))
+
+
+def start_heartbeat(client: redis.Redis, info: dict, stop: threading.Event,
+                    on_beat: Callable[[], object] | None = None) -> threading.Thread:
+    """Announce this worker every TTL_S / 3 and run on_beat after each announcement."""
     name = f"{socket.gethostname()}:{info.get('pid')}"
 
     def beat():
         while not stop.is_set():
             try:
                 announce(client, name, info)
+                if on_beat:
+                    on_beat()
             except redis.RedisError:
                 pass  # Redis is down: the entry expires, /readyz says so; retry at the next beat
+            except Exception:  # a failing chore must not stop the announcements
+                log.exception("heartbeat chore failed")
             stop.wait(TTL_S / 3)
         client.hdel(KEY, name)
 

@@ -17,6 +17,7 @@ from restore.io import Limits, encode_image, read_image
 from restore.pipeline import parse_tasks, run
 from restore.tasks.base import Context
 from workers.registry import start_heartbeat
+from workers.rescue import move_stranded_gpu_jobs
 from workers.settings import ServiceSettings
 from workers.store import TERMINAL, JobStore
 from workers.worker import app, settings
@@ -164,7 +165,9 @@ def _announce(sender=None, **_):
     providers = providers_for(settings.device)
     info = {"pid": os.getpid(), "queues": queues, "providers": providers, "device": device_of(providers),
             "concurrency": getattr(getattr(sender, "controller", None), "concurrency", None)}
-    start_heartbeat(store().redis, info, _stop)
+    # CPU workers take over what waits on the gpu queue once no GPU worker is alive.
+    rescue = (lambda: move_stranded_gpu_jobs(sender.app, store().redis)) if sender and "cpu" in queues else None
+    start_heartbeat(store().redis, info, _stop, rescue)
 
 
 @worker_shutdown.connect

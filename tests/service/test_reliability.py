@@ -18,6 +18,7 @@ from restore.pipeline import run
 from restore.settings import Settings
 from restore.tasks.base import Context
 from tests.service.conftest import REDIS_URL, RESTORE, free_port, png_bytes, pixels, service_env, wait_for
+from workers.registry import announce
 from workers.settings import ServiceSettings
 
 LIMITS = {"RESTORE_SOFT_TIME_LIMIT_S": 20, "RESTORE_HARD_TIME_LIMIT_S": 25, "RESTORE_VISIBILITY_TIMEOUT_S": 30}
@@ -78,6 +79,21 @@ def test_100_jobs_at_once_none_lost_or_duplicated(client, workers, identity_mode
         assert body["status"] == "succeeded" and body["attempts"] == 1, body
         assert np.array_equal(pixels(client.get(f"/v1/jobs/{job_id}/result").content), pixels(data))
     assert rdb.hget("restore:stats", "succeeded") == b"100"
+
+
+def test_jobs_stranded_on_the_gpu_queue_move_to_a_cpu_worker(rdb, client, workers, identity_models):
+    """A job sent to gpu while a GPU worker was alive waits for it; once that worker is gone, a CPU worker
+    takes the job over at its next heartbeat instead of leaving it queued forever."""
+    announce(rdb, "gpu-box:1", {"queues": ["gpu"]})
+    job_id = client.post("/v1/jobs", files={"file": ("a.png", png_bytes(), "image/png")}).json()["id"]
+    assert rdb.hget(f"restore:job:{job_id}", "queue") == b"gpu" and rdb.llen("gpu") == 1
+    workers.start(identity_models)  # its first heartbeat sees the GPU worker alive and leaves the job be
+    time.sleep(1)
+    assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued" and rdb.llen("gpu") == 1
+    rdb.hdel("restore:workers", "gpu-box:1")  # the GPU worker dies: its entry is gone, as at its expiry
+    body = wait_for(client, job_id, timeout=30)
+    assert body["status"] == "succeeded" and body["attempts"] == 1, body
+    assert rdb.llen("gpu") == 0
 
 
 def redis_server(tmp_path, port: int, *options: str) -> subprocess.Popen:
