@@ -184,8 +184,10 @@ def test_train_resume_export_and_serve(photos, tmp_path):
     assert runner.invoke(app, train).exit_code == 0
     first = torch.load(ckpt, weights_only=False)["step"]
     assert first > 0
-    assert runner.invoke(app, train).exit_code == 0
-    assert torch.load(ckpt, weights_only=False)["step"] > first
+    assert runner.invoke(app, train + ["--bf16"]).exit_code == 0  # resumes, in bfloat16 autocast
+    resumed = torch.load(ckpt, weights_only=False)
+    assert resumed["step"] > first and resumed["config"]["bf16"]
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in resumed["ema"].values() if v.is_floating_point())
     models.mkdir()
     result = runner.invoke(app, ["export", "denoise", "--checkpoint", str(ckpt), "--out", str(models / "d.onnx"),
                                  "--manifest", str(models / "manifest.json"), "--slim", str(tmp_path / "slim.pt")])
