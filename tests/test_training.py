@@ -92,6 +92,29 @@ def test_colorize_losses_use_the_latent(photos):
     assert model.posterior[1].weight.grad.abs().sum() > 0  # the posterior encoder is trained through z
 
 
+def test_bf16_runs_the_models_in_bfloat16_and_the_losses_in_float32(photos):
+    from restore.color import ab_bins
+    from restore.training.loop import low_precision
+    from restore.training.train_colorize import lab_batch, losses
+
+    model = ColorVAE(ColorConfig(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1), latent=3))
+    L, ab = lab_batch(CropSampler([photos], patch=48, rotate=False).batch(2))
+    ce, kl = losses(model, L, ab, torch.from_numpy(ab_bins()), 5.0, bf16=True)
+    assert ce.dtype == kl.dtype == torch.float32 and torch.isfinite(ce + kl)
+    # The mask comes from float32 logits: a confidently wrong pixel keeps its gradient (a bfloat16
+    # sigmoid is exactly 1 from about 5.5 up, and the loss's clamp would cut it off).
+    net = WatermarkUNet(UNetConfig(in_channels=4, widths=(8, 16), blocks=(1, 1)))
+    tail = net.tail[0]
+    with torch.no_grad():
+        tail.weight.zero_()
+        tail.bias[:4] = 8.0  # the mask's logit everywhere: sigmoid 0.99966, "watermark" with confidence
+    with low_precision(True):
+        _, mask, _ = net(torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32))
+    assert mask.dtype == torch.float32
+    torch.nn.functional.binary_cross_entropy(mask.clamp(1e-6, 1 - 1e-6), torch.zeros_like(mask)).backward()
+    assert tail.bias.grad[:4].abs().min() > 0
+
+
 def test_colorize_losses_decode_a_share_at_z_zero(photos, monkeypatch):
     """With p_zero 0.5, the posterior sees the first half of the batch and the second half is decoded
     at z = 0: the default sample is trained to be the prediction from L alone."""
@@ -213,7 +236,7 @@ def test_dewatermark_validation_set_train_and_export(photos, tmp_path):
     runner.invoke(app, ["synth-watermarks", str(photos), str(val), "--seed", "3"])
     assert np.array_equal(first, np.asarray(Image.open(val / "mask" / "0.png")))  # seeded: the same set again
     train = ["train", "dewatermark", "--data", str(photos), "--checkpoint", str(ckpt), "--val", str(val),
-             "--minutes", "0.03", "--batch", "2", "--patch", "32", "--threads", "1"]
+             "--minutes", "0.03", "--batch", "2", "--patch", "32", "--threads", "1", "--bf16"]
     result = runner.invoke(app, train)
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["export", "dewatermark", "--checkpoint", str(ckpt), "--out", str(models / "wm.onnx"),

@@ -109,7 +109,7 @@ class WatermarkUNet(UNet):
 
     def forward(self, x, hint):
         y = self.decode(torch.cat([x, hint], dim=1))
-        mask = torch.sigmoid(y[:, :1])
+        mask = torch.sigmoid(y[:, :1].float())  # float32 even under bfloat16 autocast, see training.loop.low_precision
         if not self.training:
             mask = mask * (mask >= self.keep_below).to(mask.dtype)
         restored = x + y[:, 1:]

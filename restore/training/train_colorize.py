@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from restore.color import ab_bins, colourfulness, lab_to_rgb_keep_lightness, rgb_to_lab
 from restore.tasks.colorize import annealed_mean
 from restore.training.data import CropSampler, list_images, load_rgb, shrink
-from restore.training.loop import LoopConfig, start, train_loop
+from restore.training.loop import LoopConfig, low_precision, start, train_loop
 from restore.training.nets import ColorConfig, ColorVAE
 
 AB_SCALE = 110.0  # ab / AB_SCALE is what the posterior encoder sees
@@ -127,19 +127,22 @@ def prior_shift(prior: torch.Tensor, trained: float, served: float) -> torch.Ten
 
 
 def losses(model: ColorVAE, L: torch.Tensor, ab: torch.Tensor, bins: torch.Tensor, soft_sigma: float,
-           weights: torch.Tensor | None = None, p_zero: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+           weights: torch.Tensor | None = None, p_zero: float = 0.0, bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(cross entropy per ab pixel, rebalanced by `weights` per bin if given; KL per ab pixel), each
-    averaged over the batch. The last p_zero of the batch is decoded at z = 0 (no KL for those)."""
+    averaged over the batch. The last p_zero of the batch is decoded at z = 0 (no KL for those).
+    bf16: the model runs under bfloat16 autocast, the losses in float32."""
     small_ab = F.avg_pool2d(ab, 4)
     z = None
     kl = torch.zeros(())
     if model.config.latent:
         n = max(1, len(L) - int(round(len(L) * p_zero)))
-        mu, logvar = model.encode(L[:n], ab[:n] / AB_SCALE)
+        with low_precision(bf16):
+            mu, logvar = (t.float() for t in model.encode(L[:n], ab[:n] / AB_SCALE))
         drawn = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         kl = (kl_divergence(mu, logvar) / small_ab[0, 0].numel()).mean()
         z = torch.cat([drawn, drawn.new_zeros(len(L) - n, *drawn.shape[1:])])
-    logits = model.decode(L, z)
+    with low_precision(bf16):
+        logits = model.decode(L, z).float()
     ce = -(soft_targets(small_ab, bins, soft_sigma) * F.log_softmax(logits, dim=1)).sum(dim=1)
     if weights is not None:
         ce = ce * weights[nearest_bin(small_ab, bins)]
@@ -200,7 +203,7 @@ def train(cfg: ColorizeTrainConfig) -> Path:
 
     def step_loss(model, step):
         L, ab = lab_batch(sampler.batch(cfg.batch))
-        ce, kl = losses(model, L, ab, bins, cfg.soft_sigma, weights, cfg.p_zero)
+        ce, kl = losses(model, L, ab, bins, cfg.soft_sigma, weights, cfg.p_zero, cfg.bf16)
         return ce + cfg.kl_weight * min(1.0, step / cfg.kl_warmup) * kl
 
     return train_loop(cfg, model, state, step_loss, (lambda ema: evaluate(ema, val, bins, cfg.soft_sigma)) if val is not None else None,

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from restore.training.data import CropSampler, add_gaussian_noise, list_images, load_rgb, make_gray
-from restore.training.loop import LoopConfig, start, train_loop
+from restore.training.loop import LoopConfig, low_precision, start, train_loop
 from restore.training.nets import DenoiseUNet, UNetConfig
 
 
@@ -84,7 +84,9 @@ def train(cfg: DenoiseTrainConfig) -> Path:
         clean = make_gray(clean, gray)
         sigma = torch.rand(n, generator=gen) * cfg.sigma_max
         noisy = add_gaussian_noise(clean, sigma, torch.rand(n, generator=gen) < cfg.p_quantized, gen, gray)
-        per_crop = (model(noisy) - clean).abs().mean(dim=(1, 2, 3))
+        with low_precision(cfg.bf16):
+            denoised = model(noisy)
+        per_crop = (denoised.float() - clean).abs().mean(dim=(1, 2, 3))
         if cfg.balance_sigma:
             per_crop = per_crop * (30.0 / (sigma + 5.0)) / balance_mean
         return per_crop.mean()

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from restore.training.data import list_images, load_rgb
-from restore.training.loop import LoopConfig, start, train_loop
+from restore.training.loop import LoopConfig, low_precision, start, train_loop
 from restore.training.nets import UNetConfig, WatermarkUNet
 from restore.training.watermarks import WatermarkSynth, find_fonts
 
@@ -159,7 +159,9 @@ def train(cfg: DewatermarkTrainConfig) -> Path:
     def step_loss(model, step):
         marked, clean, mask = crops.batch(cfg.batch)
         hint = coarse_hint(mask, torch.rand(len(mask), generator=gen) < cfg.p_hint, gen)
-        out, pred, pixels = model(marked, hint)
+        with low_precision(cfg.bf16):
+            outputs = model(marked, hint)
+        out, pred, pixels = (t.float() for t in outputs)
         dice = 1 - (2 * (pred * mask).sum() + 1) / (pred.sum() + mask.sum() + 1)
         error = (out - clean).abs()
         inside = (error * mask).sum() / (3 * mask.sum() + 1)
