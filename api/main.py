@@ -47,7 +47,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return JSONResponse({"detail": f"the job store (Redis) {what}, try again shortly: {exc}"},
                             status_code=503, headers={"Retry-After": "5"})
 
-    # ResponseError: Redis refused the command (for example at its maxmemory limit).
-    for exc in (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OperationalError):
+    # Redis refusing a command because it is full or a read-only replica is as passing as its being down;
+    # other refusals (a wrong type, a missing script) are bugs and stay 500s.
+    for exc in (redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError,
+                redis.exceptions.ReadOnlyError, OperationalError):
         app.add_exception_handler(exc, unavailable)
     return app

@@ -151,6 +151,9 @@ class JobStore:
             pipe.expire(key, self.ttl)
             pipe.execute()
 
+    def delete_batch(self, batch_id: str) -> None:
+        self.redis.delete(f"restore:batch:{batch_id}")
+
     def get_batch(self, batch_id: str) -> dict | None:
         raw = {k.decode(): v.decode() for k, v in self.redis.hgetall(f"restore:batch:{batch_id}").items()}
         if not raw:

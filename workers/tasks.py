@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from dataclasses import replace
@@ -166,7 +167,8 @@ def _announce(sender=None, **_):
     info = {"pid": os.getpid(), "queues": queues, "providers": providers, "device": device_of(providers),
             "concurrency": getattr(getattr(sender, "controller", None), "concurrency", None)}
     # CPU workers take over what waits on the gpu queue once no GPU worker is alive.
-    rescue = (lambda: move_stranded_gpu_jobs(sender.app, store().redis)) if sender and "cpu" in queues else None
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    rescue = (lambda: move_stranded_gpu_jobs(sender.app, store().redis, owner)) if sender and "cpu" in queues else None
     start_heartbeat(store().redis, info, _stop, rescue)
 
 

@@ -72,15 +72,17 @@ def create_batch(
             job_ids.append(job.id)
             names.append(name)
         store.create_batch(batch_id, owner, task, job_ids, names)
+        view = batch_view(store, store.get_batch(batch_id))
     except Exception:
         # The client gets an error and no batch id, so the jobs queued so far would run where nobody can
         # see them: delete them (their messages then find nothing to do). If Redis is gone altogether,
         # this fails too and the records expire with their TTL.
         with contextlib.suppress(redis.RedisError):
             store.delete(*job_ids)
+            store.delete_batch(batch_id)
         raise
     response.headers["Location"] = f"/v1/batches/{batch_id}"
-    return batch_view(store, store.get_batch(batch_id))
+    return view
 
 
 @router.get("/{batch_id}")

@@ -96,6 +96,28 @@ def test_jobs_stranded_on_the_gpu_queue_move_to_a_cpu_worker(rdb, client, worker
     assert rdb.llen("gpu") == 0
 
 
+def test_the_rescue_moves_gpu_messages_only_when_no_gpu_worker_lives(rdb):
+    import json
+
+    from workers.celery_app import create_celery
+    from workers.rescue import LOCK, move_stranded_gpu_jobs
+
+    app = create_celery(ServiceSettings(_env_file=None, redis_url=REDIS_URL))
+    for job_id in ("a", "b", "c"):
+        app.send_task("restore.run_job", args=[job_id], queue="gpu")
+    announce(rdb, "gpu-box:1", {"queues": ["gpu"]})
+    assert move_stranded_gpu_jobs(app, rdb, "test") == 0 and rdb.llen("gpu") == 3  # its GPU worker lives
+    rdb.hdel("restore:workers", "gpu-box:1")
+    rdb.set(LOCK, "another cpu worker")
+    assert move_stranded_gpu_jobs(app, rdb, "test") == 0 and rdb.llen("gpu") == 3  # another worker is moving them
+    rdb.delete(LOCK)
+    assert move_stranded_gpu_jobs(app, rdb, "test") == 3
+    assert rdb.llen("gpu") == 0 and rdb.llen("cpu") == 3 and not rdb.exists(LOCK)
+    moved = [json.loads(raw) for raw in rdb.lrange("cpu", 0, -1)]
+    assert sorted(m["headers"]["argsrepr"] for m in moved) == ["['a']", "['b']", "['c']"]
+    assert {m["properties"]["delivery_info"]["routing_key"] for m in moved} == {"cpu"}
+
+
 def redis_server(tmp_path, port: int, *options: str) -> subprocess.Popen:
     """A throwaway redis-server that this test may stop, or fill to its memory limit."""
     return subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
