@@ -31,4 +31,5 @@ for i, name in enumerate(PHOTOS):
 (here / "LICENSES.md").write_text(
     "# Sample photos\n\nFrom scikit-image's `skimage.data`; `noisy/` adds Gaussian noise (sigma 25, seeded) to `clean/`.\n\n"
     + "\n".join(f"- `{n}.png`: {lic}" for n, lic in PHOTOS.items()) + "\n"
+    + "\n`logos/`: pictogram watermarks drawn by `make_logos.py` from geometry alone (no fonts, no artwork): CC0.\n"
 )

@@ -62,6 +62,27 @@ def test_dewatermark_bench(identity_ctx, tmp_path):
     assert marked.psnr_outside == float("inf")  # outside the true mask a saved watermarked file is the photo
 
 
+def test_dewatermark_bench_with_held_out_logos(identity_models, tmp_path):
+    from typer.testing import CliRunner
+
+    from restore.cli import app
+
+    photos, logos = tmp_path / "photos", tmp_path / "logos"
+    photos.mkdir(), logos.mkdir()
+    Image.fromarray(np.round(smooth_image(96, 128) * 255).astype(np.uint8)).save(photos / "0.png")
+    logo = np.zeros((40, 40, 4), np.uint8)
+    logo[8:32, 8:32] = (20, 60, 170, 255)
+    Image.fromarray(logo).save(logos / "square.png")
+    env = {"RESTORE_MODELS_DIR": str(identity_models)}
+    result = CliRunner().invoke(app, ["bench", "dewatermark", "--data", str(photos), "--logos", str(logos)], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"every mark a logo from {logos}" in result.output and "| restore (ours) |" in result.output
+    empty = tmp_path / "none"
+    empty.mkdir()
+    result = CliRunner().invoke(app, ["bench", "dewatermark", "--data", str(photos), "--logos", str(empty)], env=env)
+    assert result.exit_code == 1 and "no logo images" in result.output
+
+
 def test_colorize_bench_command(tmp_path):
     """The shipped models on two small colour photos: every row, both colourfulness readings, the JSON."""
     for i in range(2):

@@ -37,3 +37,25 @@ def test_seeded_and_varied(synth):
 def test_needs_fonts(tmp_path):
     with pytest.raises(FileNotFoundError, match="no fonts"):
         WatermarkSynth(find_fonts([tmp_path]))
+
+
+def test_filled_logos_cover_more_and_leave_the_letter_out(synth):
+    img = smooth_image(160, 160)
+    outlined = WatermarkSynth(synth.fonts, text_share=0.0)
+    filled = WatermarkSynth(synth.fonts, text_share=0.0, fill_share=1.0)
+    for seed in range(4):
+        a_out = outlined.apply(img, np.random.default_rng(seed))[1]
+        a_fill = filled.apply(img, np.random.default_rng(seed))[1]
+        assert (a_fill > 0.01).sum() > 1.5 * (a_out > 0.01).sum(), seed
+
+
+def test_user_logos_only(synth, tmp_path):
+    from PIL import Image
+
+    logo = np.zeros((40, 40, 4), np.uint8)
+    logo[10:30, 10:30] = (255, 0, 0, 255)  # a red square on a transparent ground
+    Image.fromarray(logo).save(tmp_path / "square.png")
+    only_logos = WatermarkSynth(synth.fonts, logos=[tmp_path / "square.png"], text_share=0.0, user_logo_share=1.0)
+    marked, alpha = only_logos.apply(smooth_image(128, 128), np.random.default_rng(0))
+    assert (alpha > 0.01).any()
+    assert (marked[..., 0] >= marked[..., 1] - 1e-6)[alpha > 0.2].all()  # every mark is the red square

@@ -47,9 +47,11 @@ def mask_scores(pred: np.ndarray, true: np.ndarray) -> tuple[float, float]:
 
 
 def run_bench(paths: list[Path], ctx: Context, seed: int = 0, fonts: list[Path] | None = None,
-              words: tuple[str, ...] | None = None) -> list[WatermarkRow]:
-    """fonts and words other than the training ones make the held-out (unseen watermark) variant."""
-    synth = WatermarkSynth(find_fonts(fonts), **({"words": words} if words else {}))
+              words: tuple[str, ...] | None = None, logos: list[Path] | None = None) -> list[WatermarkRow]:
+    """fonts and words other than the training ones make the held-out (unseen watermark) variant; logos
+    (PNGs with alpha) make every mark one of them instead of text."""
+    synth = WatermarkSynth(find_fonts(fonts), **({"words": words} if words else {}),
+                           **({"logos": logos, "text_share": 0.0, "user_logo_share": 1.0} if logos else {}))
     session = ctx.session(dewatermark.NAME)
     fn = dewatermark.dewatermark_fn(session, hinted=False)  # blind, as a user with only the photo
     methods = ("restore (ours)", "cv2.inpaint Telea, true mask", "cv2.inpaint NS, true mask", "watermarked input")

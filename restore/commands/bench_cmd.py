@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from restore.commands.common import DeviceOpt, ThreadsOpt, fail, settings_from
-from restore.errors import RestoreError
+from restore.errors import InputError, RestoreError
 
 PUBLISHED = (
     "Published (CBSD68, paper protocol, PSNR dB, sigma 15/25/50): CBM3D 33.52/30.71/27.38, CDnCNN-B 33.90/31.24/27.95, "
@@ -30,6 +30,7 @@ def bench(
     seed: Annotated[int, typer.Option(help="dewatermark: seed of the synthesized watermarks")] = 0,
     fonts: Annotated[Optional[list[Path]], typer.Option("--fonts", help="dewatermark: font folders (default: the training fonts)")] = None,
     words: Annotated[Optional[str], typer.Option(help="dewatermark: comma-separated watermark words (default: the training words)")] = None,
+    logos: Annotated[Optional[Path], typer.Option(help="dewatermark: a folder of logo PNGs with alpha; every mark is one of them instead of text")] = None,
     temperature: Annotated[Optional[float], typer.Option(help="colorize: the annealed mean's temperature (default: the model's)")] = None,
     jobs: Annotated[int, typer.Option(help="service: small-image jobs (large ones: a tenth)")] = 50,
     redis_url: Annotated[str, typer.Option(help="service: a Redis database the bench may flush")] = "redis://127.0.0.1:6379/14",
@@ -44,7 +45,7 @@ def bench(
     if task == "service":
         return service_bench(jobs, redis_url, threads or 2, json_out)
     if task == "dewatermark":
-        return dewatermark_bench(data, limit, seed, fonts, words, settings_from(device, threads, None), json_out)
+        return dewatermark_bench(data, limit, seed, fonts, words, logos, settings_from(device, threads, None), json_out)
     if task == "colorize":
         return colorize_bench(data, limit, seed, temperature, settings_from(device, threads, None), json_out)
     from restore.bench.denoise import PROTOCOLS, large_image_speed, run_bench
@@ -113,7 +114,8 @@ def service_bench(jobs: int, redis_url: str, threads: int, json_out: Path | None
         json_out.write_text(json.dumps(rows, indent=2))
 
 
-def dewatermark_bench(data: Path | None, limit: int | None, seed: int, fonts, words: str | None, settings, json_out: Path | None) -> None:
+def dewatermark_bench(data: Path | None, limit: int | None, seed: int, fonts, words: str | None, logos: Path | None,
+                      settings, json_out: Path | None) -> None:
     from restore.batch import find_images
     from restore.bench.dewatermark import run_bench
     from restore.tasks.base import Context
@@ -122,10 +124,15 @@ def dewatermark_bench(data: Path | None, limit: int | None, seed: int, fonts, wo
         fail(RestoreError("bench dewatermark needs --data DIR (a folder of clean images)"))
     try:
         paths = find_images(data)[:limit]
-        rows = run_bench(paths, Context.create(settings), seed, fonts, tuple(w.strip() for w in words.split(",")) if words else None)
+        logo_files = find_images(logos) if logos else None
+        if logos and not logo_files:
+            raise InputError(f"no logo images in {logos}")
+        rows = run_bench(paths, Context.create(settings), seed, fonts, tuple(w.strip() for w in words.split(",")) if words else None,
+                         logo_files)
     except RestoreError as e:
         fail(e)
     held_out = " with held-out fonts/words" if fonts or words else ""
+    held_out += f", every mark a logo from {logos}" if logos else ""
     typer.echo(f"\ndewatermark on {data} ({len(paths)} images, watermarks synthesized with seed {seed}{held_out}, saved as 8-bit)\n")
     typer.echo("| method | PSNR dB | SSIM | PSNR in mask | PSNR outside mask | mask IoU | mask F1 | s/MP |")
     typer.echo("|---|---|---|---|---|---|---|---|")

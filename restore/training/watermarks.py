@@ -49,6 +49,11 @@ class WatermarkSynth:
     words: tuple[str, ...] = WORDS
     logos: list[Path] = field(default_factory=list)  # PNGs with alpha, used as they are (recoloured sometimes)
     opacity: tuple[float, float] = (0.3, 0.9)
+    text_share: float = 0.7  # of the marks; the rest are logos
+    user_logo_share: float = 0.5  # of the logos, drawn from `logos` when given; the rest are procedural
+    # Of the procedural logos, drawn filled with the letter cut out (solid pictograms, as many stock-photo
+    # marks are) rather than outlined. 0 by default, which keeps the fixed validation set as it was built.
+    fill_share: float = 0.0
 
     def __post_init__(self):
         if not self.fonts:
@@ -88,11 +93,13 @@ class WatermarkSynth:
         return mark
 
     def _logo_mark(self, rng: np.random.Generator, size: int) -> Image.Image:
-        """A logo: a user PNG, or procedural shapes (ring, box, star, polygon) around a glyph."""
-        if self._logo_images and rng.random() < 0.5:
+        """A logo: a user PNG, or procedural shapes (ring, box, star, polygon) around a glyph, outlined, or
+        filled with the glyph cut out."""
+        if self._logo_images and rng.random() < self.user_logo_share:
             logo = self._logo_images[rng.integers(len(self._logo_images))]
             scale = size * 2 / max(logo.size)
             return logo.resize((max(1, int(logo.width * scale)), max(1, int(logo.height * scale))), Image.LANCZOS)
+        filled = bool(self.fill_share) and rng.random() < self.fill_share  # no draw at 0: same marks as before
         side = size * 2
         mark = Image.new("RGBA", (side, side), (0, 0, 0, 0))
         draw = ImageDraw.Draw(mark)
@@ -101,9 +108,10 @@ class WatermarkSynth:
         m = side // 10
         shape = rng.integers(4)
         if shape == 0:
-            draw.ellipse((m, m, side - m, side - m), outline=color, width=width)
+            draw.ellipse((m, m, side - m, side - m), outline=color, width=width, fill=color if filled else None)
         elif shape == 1:
-            draw.rounded_rectangle((m, m, side - m, side - m), radius=side // 8, outline=color, width=width)
+            draw.rounded_rectangle((m, m, side - m, side - m), radius=side // 8, outline=color, width=width,
+                                   fill=color if filled else None)
         else:
             points = 5 if shape == 2 else int(rng.integers(3, 9))
             radii = (side / 2 - m, (side / 2 - m) * (0.45 if shape == 2 else 1.0))
@@ -113,10 +121,10 @@ class WatermarkSynth:
                  side / 2 + radii[k % step] * math.sin(math.pi * k / (points * step / 2) - math.pi / 2))
                 for k in range(points * step)
             ]
-            draw.polygon(pts, outline=color, width=width)
+            draw.polygon(pts, outline=color, width=width, fill=color if filled else None)
         glyph = str(rng.choice(list(string.ascii_uppercase + "&©®™★")))
         font = self._font(rng, side // 2)
-        draw.text((side / 2, side / 2), glyph, font=font, fill=color, anchor="mm")
+        draw.text((side / 2, side / 2), glyph, font=font, fill=(0, 0, 0, 0) if filled else color, anchor="mm")
         return mark
 
     def layer(self, height: int, width: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -125,7 +133,7 @@ class WatermarkSynth:
         short = min(height, width)
         tiled = rng.random() < 0.35
         size = int(short * rng.uniform(0.04, 0.09 if tiled else 0.2)) + 8
-        mark = self._text_mark(rng, size) if rng.random() < 0.7 else self._logo_mark(rng, size)
+        mark = self._text_mark(rng, size) if rng.random() < self.text_share else self._logo_mark(rng, size)
         angle = float(rng.uniform(-45, 45)) if rng.random() < 0.6 else 0.0
         mark = mark.rotate(angle, expand=True, resample=Image.BICUBIC)
         if tiled:  # a stock-photo grid, rows shifted by half a step
