@@ -37,6 +37,11 @@ def live_workers(client: redis.Redis) -> list[dict]:
     return live
 
 
+def worker_name(pid: int) -> str:
+    """How a worker is known in the registry (and as a lock's owner): host and process."""
+    return f"{socket.gethostname()}:{pid}"
+
+
 def serving(client: redis.Redis, queue: str) -> bool:
     """Whether a live worker consumes this queue."""
     return any(queue in w.get("queues", ()) for w in live_workers(client))
@@ -45,7 +50,7 @@ def serving(client: redis.Redis, queue: str) -> bool:
 def start_heartbeat(client: redis.Redis, info: dict, stop: threading.Event,
                     on_beat: Callable[[], object] | None = None) -> threading.Thread:
     """Announce this worker every TTL_S / 3 and run on_beat after each announcement."""
-    name = f"{socket.gethostname()}:{info.get('pid')}"
+    name = worker_name(info.get("pid"))
 
     def beat():
         while not stop.is_set():

@@ -122,6 +122,10 @@ class JobStore:
     def key(job_id: str, part: str = "") -> str:
         return f"restore:job:{job_id}" + (f":{part}" if part else "")
 
+    @staticmethod
+    def batch_key(batch_id: str) -> str:
+        return f"restore:batch:{batch_id}"
+
     def _check_size(self, blob: bytes, what: str) -> None:
         if len(blob) > self.max_blob:
             raise BlobTooLarge(f"{what} is {len(blob) / 2**20:.1f} MB; the store's limit is {self.max_blob / 2**20:.1f} MB")
@@ -143,7 +147,7 @@ class JobStore:
             pipe.execute()
 
     def create_batch(self, batch_id: str, owner: str, task: str, job_ids: list[str], names: list[str]) -> None:
-        key = f"restore:batch:{batch_id}"
+        key = self.batch_key(batch_id)
         record = {"id": batch_id, "owner": owner, "task": task, "created": time.time(),
                   "jobs": json.dumps(job_ids), "names": json.dumps(names)}
         with self.redis.pipeline() as pipe:
@@ -152,10 +156,10 @@ class JobStore:
             pipe.execute()
 
     def delete_batch(self, batch_id: str) -> None:
-        self.redis.delete(f"restore:batch:{batch_id}")
+        self.redis.delete(self.batch_key(batch_id))
 
     def get_batch(self, batch_id: str) -> dict | None:
-        raw = {k.decode(): v.decode() for k, v in self.redis.hgetall(f"restore:batch:{batch_id}").items()}
+        raw = {k.decode(): v.decode() for k, v in self.redis.hgetall(self.batch_key(batch_id)).items()}
         if not raw:
             return None
         return {**raw, "jobs": json.loads(raw["jobs"]), "names": json.loads(raw["names"]), "created": float(raw["created"])}

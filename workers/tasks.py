@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 from dataclasses import replace
@@ -17,7 +16,7 @@ from restore.errors import RestoreError
 from restore.io import Limits, encode_image, read_image
 from restore.pipeline import parse_tasks, run
 from restore.tasks.base import Context
-from workers.registry import start_heartbeat
+from workers.registry import start_heartbeat, worker_name
 from workers.rescue import move_stranded_gpu_jobs
 from workers.settings import ServiceSettings
 from workers.store import TERMINAL, JobStore
@@ -167,7 +166,7 @@ def _announce(sender=None, **_):
     info = {"pid": os.getpid(), "queues": queues, "providers": providers, "device": device_of(providers),
             "concurrency": getattr(getattr(sender, "controller", None), "concurrency", None)}
     # CPU workers take over what waits on the gpu queue once no GPU worker is alive.
-    owner = f"{socket.gethostname()}:{os.getpid()}"
+    owner = worker_name(os.getpid())
     rescue = (lambda: move_stranded_gpu_jobs(sender.app, store().redis, owner)) if sender and "cpu" in queues else None
     start_heartbeat(store().redis, info, _stop, rescue)
 
