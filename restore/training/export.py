@@ -54,8 +54,7 @@ class _Watermark(torch.nn.Module):
         self.model = model
 
     def forward(self, image, hint):
-        restored, mask, _ = self.model(image, hint)
-        return restored, mask
+        return self.model(image, hint)[:2]
 
 
 class _Deterministic(torch.nn.Module):
