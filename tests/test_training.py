@@ -85,6 +85,19 @@ def test_inversion_heads_undo_a_semi_transparent_mark():
     assert torch.allclose(restored, photo, atol=1e-5)
 
 
+def test_growing_the_inversion_heads_keeps_the_runs_weights():
+    from restore.training.train_dewatermark import build_model, grow_inversion_heads
+
+    net = {"in_channels": 4, "widths": [8, 16], "blocks": [1, 1]}
+    trained = build_model(net).eval()
+    state = {"ema": trained.state_dict(), "model": trained.state_dict(), "opt": {}, "step": 7, "config": {"net": net}}
+    state, grown = grow_inversion_heads(state, build_model(net))  # a freshly built (random) model, as training starts
+    assert "opt" not in state and "model" not in state and state["step"] == 7
+    x, hint = torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(trained(x, hint)[0], grown.eval()(x, hint)[0], atol=0.01)
+
+
 def test_parity_leaves_out_only_ties_at_the_watermark_cut():
     from restore.training.export import _Watermark, off_the_cut
 

@@ -164,13 +164,21 @@ def layer_loss(opacity, colour, alpha, true_colour, weight: float) -> torch.Tens
     return weight * (F.l1_loss(opacity, alpha) + colour_error)
 
 
+def grow_inversion_heads(state: dict | None, model: WatermarkUNet) -> tuple[dict | None, WatermarkUNet]:
+    """The run to resume, with nets.with_inversion_heads added to its EMA weights; training goes on from
+    those with a fresh optimizer."""
+    if state is None:
+        return None, with_inversion_heads(model)
+    model.load_state_dict({k: v.float() for k, v in state["ema"].items()})
+    model = with_inversion_heads(model)
+    return {k: v for k, v in state.items() if k not in ("model", "opt")} | {"ema": model.state_dict()}, model
+
+
 def train(cfg: DewatermarkTrainConfig) -> Path:
     state, model, step0 = start(cfg, build_model)
-    if cfg.invert and not model.invert:  # grown from the EMA weights, with a fresh optimizer
-        model = with_inversion_heads(model)
+    if cfg.invert and not model.invert:
+        state, model = grow_inversion_heads(state, model)
         cfg.net = {**cfg.net, "invert": True}
-        if state is not None:
-            state = {k: v for k, v in state.items() if k not in ("model", "opt")} | {"ema": model.state_dict()}
     synth = WatermarkSynth(find_fonts([Path(f) for f in cfg.fonts] or None), logos=[Path(p) for p in cfg.logos],
                            fill_share=cfg.fill_share)
     crops = MarkedCrops([Path(d) for d in cfg.data], synth, cfg.patch, cfg.p_clean, cfg.seed + step0)
