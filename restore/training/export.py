@@ -166,7 +166,9 @@ def manifest_entry(task: str, name: str, version: str, onnx_path: Path, state: d
         entry["output"] = {"restored": image_out, "mask": {**image_out, "channels": 1}}
         entry["training"]["degradation"] = ("synthetic text and logo watermarks (restore.training.watermarks), opacity 0.3-0.9, "
                                             f"{cfg.get('fill_share', 0.0):.0%} of the procedural logos filled, "
-                                            f"{cfg['p_clean']:.0%} unmarked crops")
+                                            f"{cfg['p_clean']:.0%} unmarked crops" + (
+                                                f"; opacity and colour heads (the inversion) supervised by the synthesized layer, weight {cfg['layer_weight']}"
+                                                if cfg["net"].get("invert") else ""))
     else:  # colorize: the VAE, or its deterministic baseline (a model of its own, not served by the task)
         latent = model.config.latent
         entry["task"] = task if latent else "colorize-baseline"

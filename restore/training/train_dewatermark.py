@@ -158,10 +158,15 @@ def evaluate(model, val, chunk: int = 8) -> dict[str, float]:
 
 
 def layer_loss(opacity, colour, alpha, true_colour, weight: float) -> torch.Tensor:
-    """The inversion heads against the synthesized layer: opacity everywhere, colour where the mark shows
-    (weighted by its opacity: where a is 0, W is anything)."""
+    """The inversion heads against the synthesized layer: opacity inside the marks and outside them, each
+    over its own pixels (over the whole crop, where nine pixels in ten are unmarked, the first run's
+    opacity sat at 0.18 inside marks of 0.45 after 10,000 steps), and colour where the mark shows,
+    weighted by its opacity (where a is 0, W is anything)."""
+    inside = (alpha > MASK_LEVEL).float()
+    error = (opacity - alpha).abs()
+    opacity_error = (error * inside).sum() / (inside.sum() + 1) + (error * (1 - inside)).sum() / ((1 - inside).sum() + 1)
     colour_error = ((colour - true_colour).abs() * alpha).sum() / (3 * alpha.sum() + 1)
-    return weight * (F.l1_loss(opacity, alpha) + colour_error)
+    return weight * (opacity_error + colour_error)
 
 
 def grow_inversion_heads(state: dict | None, model: WatermarkUNet) -> tuple[dict | None, WatermarkUNet]:
