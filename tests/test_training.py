@@ -15,7 +15,7 @@ from restore.settings import Settings  # noqa: E402
 from restore.tasks.base import Context  # noqa: E402
 from restore.training.data import CropSampler, add_gaussian_noise, make_gray  # noqa: E402
 from restore.training.export import export_onnx  # noqa: E402
-from restore.training.nets import ColorConfig, ColorVAE, DenoiseUNet, UNetConfig, WatermarkUNet, with_inversion_heads  # noqa: E402
+from restore.training.nets import ColorConfig, ColorVAE, DenoiseUNet, UNetConfig, WatermarkUNet  # noqa: E402
 
 
 @pytest.fixture
@@ -56,46 +56,10 @@ def test_noise_protocols():
     assert torch.equal(noisy[0, 0], noisy[0, 2]) and not torch.equal(noisy[1, 0], noisy[1, 2])
 
 
-@pytest.mark.parametrize("net,channels", [(DenoiseUNet, 3), (WatermarkUNet, 4), (lambda c: WatermarkUNet(c, invert=True), 4)])
+@pytest.mark.parametrize("net,channels", [(DenoiseUNet, 3), (WatermarkUNet, 4)])
 def test_export_matches_torch(tmp_path, net, channels):
     model = net(UNetConfig(in_channels=channels, widths=(8, 16, 32), blocks=(1, 1, 1))).eval()
     assert export_onnx(model, tmp_path / "m.onnx") < 1e-4
-
-
-def test_inversion_heads_undo_a_semi_transparent_mark():
-    plain = WatermarkUNet(UNetConfig(in_channels=4, widths=(8, 16), blocks=(1, 1))).eval()
-    x, hint = torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32)
-    grown = with_inversion_heads(plain).eval()
-    assert grown.invert and not plain.invert
-    with torch.no_grad():
-        before, after = plain(x, hint), grown(x, hint)
-    # Grown, it computes what it did: the new heads start near a = 0, where the inversion is the identity.
-    assert torch.allclose(before[0], after[0], atol=0.01) and torch.equal(before[1], after[1])
-    assert before[3] is None and float(after[3].max()) < 0.01
-    # Told a = 0.5 and W = 0.5 everywhere (and no residual), it recovers the photo under the mark exactly.
-    photo = torch.rand(1, 3, 32, 32)
-    with torch.no_grad():
-        tail = grown.tail[0]
-        tail.weight.zero_()
-        tail.bias.zero_()
-        tail.bias[:4] = 20.0  # mask 1
-        tail.bias[16:20] = float(np.log(0.5 / 0.45))  # 0.95 * sigmoid(logit) = 0.5
-        restored, mask, _, opacity, colour = grown(photo * 0.5 + 0.25, hint)
-    assert torch.allclose(opacity, torch.tensor(0.5)) and torch.allclose(colour, torch.tensor(0.5))
-    assert torch.allclose(restored, photo, atol=1e-5)
-
-
-def test_growing_the_inversion_heads_keeps_the_runs_weights():
-    from restore.training.train_dewatermark import build_model, grow_inversion_heads
-
-    net = {"in_channels": 4, "widths": [8, 16], "blocks": [1, 1]}
-    trained = build_model(net).eval()
-    state = {"ema": trained.state_dict(), "model": trained.state_dict(), "opt": {}, "step": 7, "config": {"net": net}}
-    state, grown = grow_inversion_heads(state, build_model(net))  # a freshly built (random) model, as training starts
-    assert "opt" not in state and "model" not in state and state["step"] == 7
-    x, hint = torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32)
-    with torch.no_grad():
-        assert torch.allclose(trained(x, hint)[0], grown.eval()(x, hint)[0], atol=0.01)
 
 
 def test_parity_leaves_out_only_ties_at_the_watermark_cut():
@@ -145,7 +109,7 @@ def test_bf16_runs_the_models_in_bfloat16_and_the_losses_in_float32(photos):
         tail.weight.zero_()
         tail.bias[:4] = 8.0  # the mask's logit everywhere: sigmoid 0.99966, "watermark" with confidence
     with low_precision(True):
-        mask = net(torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32))[1]
+        _, mask, _ = net(torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32))
     assert mask.dtype == torch.float32
     torch.nn.functional.binary_cross_entropy(mask.clamp(1e-6, 1 - 1e-6), torch.zeros_like(mask)).backward()
     assert tail.bias.grad[:4].abs().min() > 0
@@ -280,14 +244,3 @@ def test_dewatermark_validation_set_train_and_export(photos, tmp_path):
     assert result.exit_code == 0, result.output
     entry = json.loads((models / "manifest.json").read_text())["models"][0]
     assert entry["task"] == "dewatermark" and set(entry["output"]) == {"restored", "mask"}
-    # --invert grows the opacity and colour heads on that run's weights, trains and exports them.
-    grown = tmp_path / "inv.pt"
-    result = runner.invoke(app, train[:train.index("--checkpoint")] + ["--checkpoint", str(grown), "--init", str(ckpt), "--invert"]
-                           + train[train.index("--checkpoint") + 2:])
-    assert result.exit_code == 0, result.output
-    state = torch.load(grown, weights_only=False)
-    assert state["config"]["net"]["invert"] and state["step"] > torch.load(ckpt, weights_only=False)["step"]
-    assert state["ema"]["tail.0.weight"].shape[0] == 32
-    result = runner.invoke(app, ["export", "dewatermark", "--checkpoint", str(grown), "--out", str(models / "inv.onnx"),
-                                 "--manifest", str(models / "manifest.json")])
-    assert result.exit_code == 0, result.output

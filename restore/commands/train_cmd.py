@@ -33,7 +33,6 @@ def train(
     batch: Annotated[Optional[int], typer.Option(help="crops per step (default 16 denoise, 5 dewatermark, 32 colorize)")] = None,
     patch: Annotated[Optional[int], typer.Option(help="crop side in pixels, a multiple of 16 (default 96 denoise, 192 dewatermark, 64 colorize)")] = None,
     fonts: Annotated[Optional[list[Path]], typer.Option("--fonts", help="dewatermark: font folders (default: the DejaVu family)")] = None,
-    invert: Annotated[bool, typer.Option("--invert", help="dewatermark: opacity and colour heads that undo a semi-transparent mark (grown from --init's weights when they have none)")] = False,
     latent: Annotated[Optional[int], typer.Option(help="colorize: latent channels (default 8); 0 trains the deterministic autoencoder baseline")] = None,
     working_size: Annotated[Optional[int], typer.Option(help="colorize: long side photos are shrunk to, in training and serving (default 128)")] = None,
     threads: Annotated[int, typer.Option(help="torch threads; 0 = all cores")] = 0,
@@ -61,7 +60,7 @@ def train(
     else:
         from restore.training.train_dewatermark import DewatermarkTrainConfig, train as run
 
-        run(DewatermarkTrainConfig(**common, fonts=[str(f) for f in fonts or []], invert=invert))
+        run(DewatermarkTrainConfig(**common, fonts=[str(f) for f in fonts or []]))
 
 
 def export(

@@ -54,7 +54,8 @@ class _Watermark(torch.nn.Module):
         self.model = model
 
     def forward(self, image, hint):
-        return self.model(image, hint)[:2]
+        restored, mask, _ = self.model(image, hint)
+        return restored, mask
 
 
 class _Deterministic(torch.nn.Module):
@@ -166,9 +167,7 @@ def manifest_entry(task: str, name: str, version: str, onnx_path: Path, state: d
         entry["output"] = {"restored": image_out, "mask": {**image_out, "channels": 1}}
         entry["training"]["degradation"] = ("synthetic text and logo watermarks (restore.training.watermarks), opacity 0.3-0.9, "
                                             f"{cfg.get('fill_share', 0.0):.0%} of the procedural logos filled, "
-                                            f"{cfg['p_clean']:.0%} unmarked crops" + (
-                                                f"; opacity and colour heads (the inversion) supervised by the synthesized layer, weight {cfg['layer_weight']}"
-                                                if cfg["net"].get("invert") else ""))
+                                            f"{cfg['p_clean']:.0%} unmarked crops")
     else:  # colorize: the VAE, or its deterministic baseline (a model of its own, not served by the task)
         latent = model.config.latent
         entry["task"] = task if latent else "colorize-baseline"

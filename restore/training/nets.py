@@ -95,60 +95,25 @@ class WatermarkUNet(UNet):
     """Two heads on one autoencoder: a soft watermark mask m and restored pixels r.
 
     Inputs: the image x (N, 3, H, W) and a hint (N, 1, H, W): the user's mask of where the watermark is,
-    or zeros when there is none (the blind case). Returns (m * r + (1 - m) * x, m, r, a, W). In eval mode
-    (and so in the exported model) mask values below `keep_below` are set to 0, so pixels the model finds
+    or zeros when there is none (the blind case). Returns (m * r + (1 - m) * x, m, r). In eval mode (and
+    so in the exported model) mask values below `keep_below` are set to 0, so pixels the model finds
     untouched come back exactly as they were.
-
-    With `invert`, two more heads give the mark's opacity a and colour W per pixel, and r starts from
-    undoing the composite x = (1 - a) I + a W, that is (x - a W) / (1 - a), before its residual. A
-    semi-transparent mark hides little of the photo: dividing it out keeps the texture under the mark,
-    which the residual head alone smoothed away (version 5: 21.2 dB inside the marks, where cv2.inpaint
-    given the true mask reaches 23.1). Without `invert`, a and W are None and r = x + residual.
     """
 
     keep_below = 1 / 512
-    max_opacity = 0.95  # 1 / (1 - a) multiplies the input's 8-bit rounding: at most 20 times
 
-    def __init__(self, config: UNetConfig = UNetConfig(in_channels=4), invert: bool = False):
+    def __init__(self, config: UNetConfig = UNetConfig(in_channels=4)):
         if config.in_channels != 4:
             raise ValueError("WatermarkUNet takes 4 input channels: the image and the hint")
-        super().__init__(config, 8 if invert else 4)
-        self.invert = invert
+        super().__init__(config, 4)
 
     def forward(self, x, hint):
-        y = self.decode(torch.cat([x, hint], dim=1)).float()  # float32 even under bfloat16 autocast, see training.loop.low_precision
-        mask = torch.sigmoid(y[:, :1])
+        y = self.decode(torch.cat([x, hint], dim=1))
+        mask = torch.sigmoid(y[:, :1].float())  # float32 even under bfloat16 autocast, see training.loop.low_precision
         if not self.training:
             mask = mask * (mask >= self.keep_below).to(mask.dtype)
-        opacity = colour = None
-        if self.invert:
-            opacity = self.max_opacity * torch.sigmoid(y[:, 4:5])
-            colour = torch.sigmoid(y[:, 5:8])
-            restored = (x - opacity * colour) / (1 - opacity) + y[:, 1:4]
-        else:
-            restored = x + y[:, 1:4]
-        return mask * restored + (1 - mask) * x, mask, restored, opacity, colour
-
-
-def with_inversion_heads(model: WatermarkUNet, opacity_logit: float = -5.0) -> WatermarkUNet:
-    """The same network with the opacity and colour heads added (`invert`), computing what it computed
-    before: the new heads start at zero weights, so a starts at 0.95 * sigmoid(-5) = 0.006 and the
-    inversion is nearly the identity. Training then learns to use them from the old weights."""
-    if model.invert:
-        return model
-    grown = WatermarkUNet(model.config, invert=True)
-    state = model.state_dict()
-    conv = "tail.0"  # pixel-shuffle: output channel c is rows 4c..4c+3, so the new heads are rows 16-31
-    weight, bias = state.pop(f"{conv}.weight"), state.pop(f"{conv}.bias")
-    grown.load_state_dict(state, strict=False)
-    with torch.no_grad():
-        tail = grown.tail[0]
-        tail.weight.zero_()
-        tail.weight[:16] = weight
-        tail.bias.zero_()
-        tail.bias[:16] = bias
-        tail.bias[16:20] = opacity_logit
-    return grown
+        restored = x + y[:, 1:]
+        return mask * restored + (1 - mask) * x, mask, restored
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from PIL import Image
 
 from restore.training.data import list_images, load_rgb
 from restore.training.loop import LoopConfig, low_precision, start, train_loop
-from restore.training.nets import UNetConfig, WatermarkUNet, with_inversion_heads
+from restore.training.nets import UNetConfig, WatermarkUNet
 from restore.training.watermarks import WatermarkSynth, find_fonts
 
 MASK_LEVEL = 0.5 / 255  # alpha above this changes an 8-bit pixel: that is "watermarked"
@@ -52,36 +52,31 @@ class DewatermarkTrainConfig(LoopConfig):
     # The same outside it, over the unmarked pixels: with the inside term alone the model grew bolder
     # everywhere, and CBSD68's unmarked pixels fell from 44.1 to 39.9 dB (changes far from any mark).
     outside_weight: float = 1.0
-    # Opacity and colour heads (nets.WatermarkUNet `invert`), supervised by the synthesized layer with
-    # this weight; a run without them grows them from its --init weights.
-    invert: bool = False
-    layer_weight: float = 1.0
     # Five levels, narrower: half the time per step of the denoiser's four (0.49 vs 1.02 s for 12 crops of
     # 128 px on one core) and a receptive field twice as wide, which finding a faint mark needs.
     net: dict = field(default_factory=lambda: asdict(UNetConfig(in_channels=4, widths=(32, 64, 128, 256, 256), blocks=(1, 1, 1, 1, 2))))
 
 
 def build_model(net: dict) -> WatermarkUNet:
-    return WatermarkUNet(UNetConfig.from_dict({k: v for k, v in net.items() if k != "invert"}), invert=net.get("invert", False))
+    return WatermarkUNet(UNetConfig.from_dict(net))
 
 
 class MarkedCrops:
-    """Batches of (marked, clean, alpha, colour) crops, each (N, C, patch, patch) float in [0, 1]: the
-    watermarked photo, the photo, and the mark's opacity and colour (W in J = I (1 - a) + W a)."""
+    """Batches of (marked, clean, true mask) crops, each (N, C, patch, patch) float in [0, 1]."""
 
     def __init__(self, folders: list[Path], synth: WatermarkSynth, patch: int, p_clean: float, seed: int):
         self.images = [im for im in map(load_rgb, list_images(folders)) if min(im.shape[:2]) >= patch and im.shape[2] == 3]
         self.synth, self.patch, self.p_clean = synth, patch, p_clean
         self.rng = np.random.default_rng(seed)
 
-    def one(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def one(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         image = self.images[self.rng.integers(len(self.images))].astype(np.float32) / 255
         h, w, p = image.shape[0], image.shape[1], self.patch
         if self.rng.random() < self.p_clean:
-            marked, colour, alpha = image, np.zeros_like(image), np.zeros((h, w), np.float32)
+            marked, alpha = image, np.zeros((h, w), np.float32)
         else:
-            colour, alpha = self.synth.layer(h, w, self.rng)
-            marked = np.round(self.synth.composite(image, colour, alpha) * 255) / 255  # watermarked files are 8-bit
+            marked, alpha = self.synth.apply(image, self.rng)
+            marked = np.round(marked * 255) / 255  # watermarked files are 8-bit
         hits = np.argwhere(alpha > MASK_LEVEL)
         if len(hits) and self.rng.random() < 0.8:  # centre most crops on the watermark
             cy, cx = hits[self.rng.integers(len(hits))]
@@ -89,12 +84,12 @@ class MarkedCrops:
         else:
             y, x = int(self.rng.integers(h - p + 1)), int(self.rng.integers(w - p + 1))
         crop = (slice(y, y + p), slice(x, x + p))
-        return marked[crop], image[crop], alpha[crop], colour[crop]
+        return marked[crop], image[crop], (alpha[crop] > MASK_LEVEL).astype(np.float32)
 
-    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        marked, clean, alpha, colour = zip(*(self.one() for _ in range(n)))
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        marked, clean, mask = zip(*(self.one() for _ in range(n)))
         to = lambda a: torch.from_numpy(np.ascontiguousarray(np.stack(a))).float()  # noqa: E731
-        return to(marked).permute(0, 3, 1, 2), to(clean).permute(0, 3, 1, 2), to(alpha)[:, None], to(colour).permute(0, 3, 1, 2)
+        return to(marked).permute(0, 3, 1, 2), to(clean).permute(0, 3, 1, 2), to(mask)[:, None]
 
 
 def write_validation_set(source: Path, out: Path, synth: WatermarkSynth, seed: int = 0) -> int:
@@ -146,7 +141,7 @@ def evaluate(model, val, chunk: int = 8) -> dict[str, float]:
     model.eval()
     psnrs, f1s = [], []
     for marked, clean, mask in zip(*(t.split(chunk) for t in val)):
-        out, pred = model(marked, torch.zeros_like(marked[:, :1]))[:2]
+        out, pred, _ = model(marked, torch.zeros_like(marked[:, :1]))
         mse = ((out.clamp(0, 1) - clean) ** 2).mean(dim=(1, 2, 3))
         psnrs.append(10 * torch.log10(1 / mse))
         hit = pred > 0.5
@@ -157,33 +152,8 @@ def evaluate(model, val, chunk: int = 8) -> dict[str, float]:
     return {"psnr": float(torch.cat(psnrs).mean()), "mask_f1": float(torch.cat(f1s).float().mean())}
 
 
-def layer_loss(opacity, colour, alpha, true_colour, weight: float) -> torch.Tensor:
-    """The inversion heads against the synthesized layer: opacity inside the marks and outside them, each
-    over its own pixels (over the whole crop, where nine pixels in ten are unmarked, the first run's
-    opacity sat at 0.18 inside marks of 0.45 after 10,000 steps), and colour where the mark shows,
-    weighted by its opacity (where a is 0, W is anything)."""
-    inside = (alpha > MASK_LEVEL).float()
-    error = (opacity - alpha).abs()
-    opacity_error = (error * inside).sum() / (inside.sum() + 1) + (error * (1 - inside)).sum() / ((1 - inside).sum() + 1)
-    colour_error = ((colour - true_colour).abs() * alpha).sum() / (3 * alpha.sum() + 1)
-    return weight * (opacity_error + colour_error)
-
-
-def grow_inversion_heads(state: dict | None, model: WatermarkUNet) -> tuple[dict | None, WatermarkUNet]:
-    """The run to resume, with nets.with_inversion_heads added to its EMA weights; training goes on from
-    those with a fresh optimizer."""
-    if state is None:
-        return None, with_inversion_heads(model)
-    model.load_state_dict({k: v.float() for k, v in state["ema"].items()})
-    model = with_inversion_heads(model)
-    return {k: v for k, v in state.items() if k not in ("model", "opt")} | {"ema": model.state_dict()}, model
-
-
 def train(cfg: DewatermarkTrainConfig) -> Path:
     state, model, step0 = start(cfg, build_model)
-    if cfg.invert and not model.invert:
-        state, model = grow_inversion_heads(state, model)
-        cfg.net = {**cfg.net, "invert": True}
     synth = WatermarkSynth(find_fonts([Path(f) for f in cfg.fonts] or None), logos=[Path(p) for p in cfg.logos],
                            fill_share=cfg.fill_share)
     crops = MarkedCrops([Path(d) for d in cfg.data], synth, cfg.patch, cfg.p_clean, cfg.seed + step0)
@@ -191,18 +161,17 @@ def train(cfg: DewatermarkTrainConfig) -> Path:
     gen = torch.Generator().manual_seed(cfg.seed + step0)
 
     def step_loss(model, step):
-        marked, clean, alpha, colour = crops.batch(cfg.batch)
-        mask = (alpha > MASK_LEVEL).float()
+        marked, clean, mask = crops.batch(cfg.batch)
         hint = coarse_hint(mask, torch.rand(len(mask), generator=gen) < cfg.p_hint, gen)
         with low_precision(cfg.bf16):
-            out, pred, pixels, opacity, hue = model(marked, hint)
+            outputs = model(marked, hint)
+        out, pred, pixels = (t.float() for t in outputs)
         dice = 1 - (2 * (pred * mask).sum() + 1) / (pred.sum() + mask.sum() + 1)
         error = (out - clean).abs()
         inside = (error * mask).sum() / (3 * mask.sum() + 1)
         outside = (error * (1 - mask)).sum() / (3 * (1 - mask).sum() + 1)
         return (F.l1_loss(out, clean) + cfg.inside_weight * inside + cfg.outside_weight * outside
                 + cfg.mask_weight * F.binary_cross_entropy(pred.clamp(1e-6, 1 - 1e-6), mask)
-                + cfg.dice_weight * dice + cfg.pixel_weight * F.l1_loss(pixels, clean)
-                + (layer_loss(opacity, hue, alpha, colour, cfg.layer_weight) if model.invert else 0.0))
+                + cfg.dice_weight * dice + cfg.pixel_weight * F.l1_loss(pixels, clean))
 
     return train_loop(cfg, model, state, step_loss, (lambda ema: evaluate(ema, val)) if val is not None else None)

@@ -153,12 +153,8 @@ class WatermarkSynth:
     def apply(self, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """image: (H, W, 3) float in [0, 1] -> (watermarked image, alpha mask (H, W))."""
         color, alpha = self.layer(image.shape[0], image.shape[1], rng)
-        return self.composite(image, color, alpha), alpha
-
-    @staticmethod
-    def composite(image: np.ndarray, color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         a = alpha[..., None]
-        return image * (1 - a) + color * a
+        return image * (1 - a) + color * a, alpha
 
 
 def _paste(canvas: Image.Image, mark: Image.Image, x: int, y: int) -> None:
