@@ -56,8 +56,9 @@ def test_dewatermark_bench(identity_ctx, tmp_path):
         Image.fromarray(np.round(smooth_image(96, 128, seed=i) * 255).astype(np.uint8)).save(tmp_path / f"{i}.png")
     rows = {r.method: r for r in run_watermark_bench(sorted(tmp_path.glob("*.png")), identity_ctx, seed=5)}
     ours, marked = rows["restore (ours)"], rows["watermarked input"]
-    # The tiny model returns its input: it must score exactly as the watermarked input does.
-    assert ours.psnr == marked.psnr and ours.psnr_in_mask == marked.psnr_in_mask and ours.mask_f1 is not None
+    # The tiny model returns its input and calls bright pixels marks, which the task half-inpaints: it
+    # finds some of the true marks and touches pixels outside them, which the input does not.
+    assert ours.psnr != marked.psnr and 0 < ours.mask_f1 < 1 and ours.psnr_outside < float("inf")
     assert rows["cv2.inpaint Telea, true mask"].psnr_in_mask > marked.psnr_in_mask
     assert marked.psnr_outside == float("inf")  # outside the true mask a saved watermarked file is the photo
 

@@ -66,17 +66,35 @@ def test_chain_parsing():
 
 
 @pytest.mark.parametrize("channels,dtype", [(3, np.uint8), (1, np.uint16)])
-def test_dewatermark_keeps_the_image_and_reports_the_marked_fraction(identity_ctx, channels, dtype):
+def test_dewatermark_keeps_unmarked_pixels_and_reports_the_marked_fraction(identity_ctx, channels, dtype):
     top = np.iinfo(dtype).max
     color = np.zeros((40, 60, channels), dtype)
     color[:, :15] = top  # a quarter of the image is bright: the tiny model's "mask" there is 1
     result = run("dewatermark", picture(color), {}, identity_ctx)
-    np.testing.assert_array_equal(result.picture.color, color)
+    out = result.picture.color
+    np.testing.assert_array_equal(out[:, 15:], color[:, 15:])  # found nothing there: exactly as it was
+    assert out.dtype == dtype and (out[:, :15] < top).all()  # repainted, half from the dark surround
     assert result.metrics["tasks"]["dewatermark"]["watermarked_fraction"] == pytest.approx(0.25)
 
 
+def test_found_pixels_mix_the_model_repaint_with_inpainting():
+    import cv2
+
+    from restore.tasks.dewatermark import INPAINT_SHARE, _blend_inpainting
+
+    rng = np.random.default_rng(0)
+    image, restored = (rng.random((3, 24, 32), dtype=np.float32) for _ in range(2))
+    found = np.zeros((24, 32), bool)
+    found[8:14, 10:20] = True
+    out = _blend_inpainting(image, restored, found)
+    np.testing.assert_array_equal(out[:, ~found], restored[:, ~found])
+    telea = cv2.inpaint(u8(image.transpose(1, 2, 0)), found.astype(np.uint8), 3, cv2.INPAINT_NS).transpose(2, 0, 1) / 255
+    np.testing.assert_allclose(out[:, found], (1 - INPAINT_SHARE) * restored[:, found] + INPAINT_SHARE * telea[:, found], atol=1e-6)
+    assert _blend_inpainting(image, restored, np.zeros_like(found)) is restored
+
+
 def test_chains_run_in_order(identity_ctx):
-    color = u8(smooth_image(32, 48))
+    color = u8(smooth_image(32, 48) * 0.4)  # dark: the tiny dewatermark model finds no mark
     result = run("dewatermark,denoise", picture(color), {"sigma": 10}, identity_ctx)
     assert list(result.metrics["tasks"]) == ["dewatermark", "denoise"]
     np.testing.assert_array_equal(result.picture.color, color)

@@ -1,6 +1,7 @@
 """dewatermark: find and repaint visible watermarks, blind, or guided by the user's mask when given."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from restore.engine import Session
@@ -8,6 +9,12 @@ from restore.tasks.base import Context, Options, run_tiled
 
 NAME = "dewatermark"
 USES_MASK = True  # the pipeline hands this task the user's mask, when there is one
+# Inside the found marks the output is half the model's repaint and half OpenCV's inpainting (Navier-Stokes)
+# of the same pixels. Their errors differ (the model's is grain left by the mark, inpainting's a smooth
+# guess), and their mean measured better than either on every set tried (version 6, PSNR): the fixed set
+# 36.37 -> 36.70, unseen fonts 37.16 -> 38.09, unseen logos 29.34 -> 29.82. Telea's method scored within
+# 0.01 dB on the first two and 0.12 lower on the logos; a share of 0.6 helped the fonts, hurt the others.
+INPAINT_SHARE = 0.5
 
 
 class DewatermarkOptions(Options):
@@ -23,11 +30,21 @@ def dewatermark_fn(session: Session, hinted: bool):
         channels = image.shape[1]
         rgb = np.repeat(image, 3, axis=1) if channels == 1 else image
         restored, mask = session.outputs(rgb.astype(np.float32, copy=False), hint.astype(np.float32, copy=False))
+        restored = np.stack([_blend_inpainting(*args) for args in zip(rgb, restored, mask[:, 0] > 0.5)])
         if channels == 1:
             restored = restored.mean(axis=1, keepdims=True)
         return np.concatenate([restored, mask], axis=1)
 
     return fn
+
+
+def _blend_inpainting(image: np.ndarray, restored: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """image, restored: (3, h, w) float in [0, 1]; found: (h, w) bool. Mixes inpainting into the found pixels."""
+    if not found.any():
+        return restored
+    u8 = np.round(np.clip(image.transpose(1, 2, 0), 0, 1) * 255).astype(np.uint8)
+    filled = cv2.inpaint(u8, found.astype(np.uint8), 3, cv2.INPAINT_NS).transpose(2, 0, 1) / np.float32(255)
+    return np.where(found, (1 - INPAINT_SHARE) * restored + INPAINT_SHARE * filled, restored).astype(np.float32)
 
 
 def run(image: np.ndarray, options: DewatermarkOptions, ctx: Context, mask: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
