@@ -226,6 +226,41 @@ def test_train_resume_export_and_serve(photos, tmp_path):
     assert torch.load(fresh, weights_only=False)["step"] > torch.load(ckpt, weights_only=False)["step"]
 
 
+def test_grow_blocks_starts_from_what_the_smaller_model_computed(photos, tmp_path):
+    """--grow-blocks adds residual blocks to --init's architecture; before any step the grown model
+    computes what the trained one did, and the run goes on from there in the grown architecture."""
+    from restore.training.loop import start
+    from restore.training.train_denoise import DenoiseTrainConfig, build_model
+
+    runner = CliRunner()
+    small, grown = tmp_path / "small.pt", tmp_path / "grown.pt"
+    base = ["train", "denoise", "--data", str(photos), "--minutes", "0.02", "--batch", "2", "--patch", "32", "--threads", "1"]
+    assert runner.invoke(app, base + ["--checkpoint", str(small)]).exit_code == 0
+    state = torch.load(small, weights_only=False)
+    blocks = tuple(state["config"]["net"]["blocks"])
+    wider = (blocks[0] + 1, *blocks[1:])
+    cfg = DenoiseTrainConfig(init=str(small), checkpoint=str(grown), grow_blocks=wider)
+    loaded, model, step = start(cfg, build_model)
+    model.load_state_dict(loaded["ema"])
+    trained = build_model(state["config"]["net"])
+    trained.load_state_dict(state["ema"])
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(x), trained.eval()(x), atol=1e-6)
+    assert step == state["step"] and len(model.enc[0]) == blocks[0] + 1
+
+    grow = base + ["--checkpoint", str(grown), "--init", str(small), "--grow-blocks", ",".join(map(str, wider))]
+    result = runner.invoke(app, grow)
+    assert result.exit_code == 0, result.output
+    assert tuple(torch.load(grown, weights_only=False)["config"]["net"]["blocks"]) == wider
+    assert runner.invoke(app, grow).exit_code == 0  # resuming the grown run: nothing more to grow
+    fewer = base + ["--checkpoint", str(tmp_path / "x.pt"), "--init", str(small), "--grow-blocks", "1,1"]
+    result = runner.invoke(app, fewer)
+    assert result.exit_code == 1 and "can only add blocks" in result.output
+    result = runner.invoke(app, base + ["--grow-blocks", "two"])
+    assert result.exit_code == 2 and "counts separated by commas" in result.output
+
+
 def test_dewatermark_validation_set_train_and_export(photos, tmp_path):
     runner = CliRunner()
     val, ckpt, models = tmp_path / "val", tmp_path / "wm.pt", tmp_path / "models"

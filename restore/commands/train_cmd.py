@@ -8,6 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from restore.commands.common import fail
+from restore.errors import RestoreError
+
 TASKS = ("denoise", "dewatermark", "colorize")
 
 
@@ -38,6 +41,7 @@ def train(
     threads: Annotated[int, typer.Option(help="torch threads; 0 = all cores")] = 0,
     bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast for the training steps: faster on CPUs with AVX512-BF16 or AMX")] = False,
     seed: Annotated[int, typer.Option()] = 0,
+    grow_blocks: Annotated[Optional[str], typer.Option(help="residual blocks per level, e.g. 2,1,1,2: grow --init's architecture to them (new blocks start as the identity)")] = None,
 ) -> None:
     """Train (or resume training) a model; checkpoints every few minutes."""
     _check(task)
@@ -45,6 +49,22 @@ def train(
     common = dict(data=[str(d) for d in data], val=str(val) if val else None, init=str(init) if init else None,
                   checkpoint=str(checkpoint or Path("runs") / task / "ckpt.pt"), minutes=minutes, lr=lr, threads=threads, bf16=bf16, seed=seed)
     common |= {k: v for k, v in {"batch": batch, "patch": patch}.items() if v is not None}
+    if grow_blocks:
+        try:
+            common["grow_blocks"] = tuple(int(n) for n in grow_blocks.split(","))
+        except ValueError:
+            typer.echo(f"error: --grow-blocks takes counts separated by commas, such as 2,1,1,2, not {grow_blocks!r}", err=True)
+            raise typer.Exit(2)
+        if not init:
+            typer.echo("error: --grow-blocks grows the --init checkpoint; give one", err=True)
+            raise typer.Exit(2)
+    try:
+        _train(task, common, latent, working_size, fonts)
+    except RestoreError as e:
+        fail(e)
+
+
+def _train(task: str, common: dict, latent: int | None, working_size: int | None, fonts: list[Path] | None) -> None:
     if task == "denoise":
         from restore.training.train_denoise import DenoiseTrainConfig, train as run
 

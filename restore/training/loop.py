@@ -21,6 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from restore.errors import InputError
+from restore.training.nets import grown_weights
+
 log = logging.getLogger("restore.train")
 
 
@@ -38,6 +41,9 @@ class LoopConfig:
     ema_decay: float = 0.999
     threads: int = 0  # 0: all cores
     bf16: bool = False  # see low_precision
+    # Residual blocks per level to grow `init`'s architecture to (more capacity, new blocks starting as the
+    # identity); None keeps the architecture of the checkpoint training starts from.
+    grow_blocks: tuple[int, ...] | None = None
     seed: int = 0
     net: dict = field(default_factory=dict)  # the architecture; each trainer gives its default
 
@@ -79,9 +85,22 @@ def start(cfg: LoopConfig, build: Callable[[dict], nn.Module]) -> tuple[dict | N
     The architecture comes from the checkpoint when there is one, never from the flags."""
     torch.manual_seed(cfg.seed)
     state = load_state(cfg)
-    if state is not None:
-        cfg.net = state["config"]["net"]
-    return state, build(cfg.net), state["step"] if state else 0
+    if state is None:
+        return None, build(cfg.net), 0
+    cfg.net = dict(state["config"]["net"])
+    if cfg.grow_blocks and tuple(cfg.grow_blocks) != tuple(cfg.net["blocks"]):
+        if Path(state["source"]) != Path(cfg.init or ""):
+            raise InputError(f"{state['source']} is a run of its own: grow only from --init, before the run starts")
+        if len(cfg.grow_blocks) != len(cfg.net["blocks"]) or any(n < o for n, o in zip(cfg.grow_blocks, cfg.net["blocks"])):
+            raise InputError(f"can only add blocks to {tuple(cfg.net['blocks'])}, not make it {tuple(cfg.grow_blocks)}")
+        cfg.net["blocks"] = tuple(cfg.grow_blocks)
+        model = build(cfg.net)
+        # The optimizer's moments and a half-done cycle belong to the smaller model: a fresh cycle starts.
+        state = {"ema": grown_weights(model, {k: v.float() for k, v in state["ema"].items()}),
+                 "step": state["step"], "history": state.get("history", []), "source": state["source"]}
+        log.info("grew %s to %s residual blocks per level", cfg.init, cfg.net["blocks"])
+        return state, model, state["step"]
+    return state, build(cfg.net), state["step"]
 
 
 def train_loop(

@@ -39,6 +39,21 @@ def _stack(c: int, n: int) -> nn.Sequential:
     return nn.Sequential(*[ResBlock(c) for _ in range(n)])
 
 
+def grown_weights(model: nn.Module, weights: dict) -> dict:
+    """weights, of a model with fewer residual blocks somewhere, made whole for `model`: each block the
+    weights lack keeps `model`'s initialisation but with its second convolution zeroed, so it starts as
+    the identity and the grown model computes what the trained one did."""
+    own = model.state_dict()
+    unknown = set(weights) - set(own)
+    if unknown:
+        raise ValueError(f"the weights do not fit this architecture: {sorted(unknown)[:3]}")
+    grown = dict(weights)
+    for key, value in own.items():
+        if key not in weights:
+            grown[key] = torch.zeros_like(value) if ".conv2." in key else value
+    return grown
+
+
 def _descend(net: nn.Module, x):
     """The encoder half both autoencoders share: head, then per level its blocks (kept as the skip) and
     a strided down-sampling. Returns the bottleneck input and the skips, finest first."""
