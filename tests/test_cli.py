@@ -239,7 +239,10 @@ def test_50_megapixel_photo_in_bounded_memory(identity_models, tmp_path):
 def test_dewatermark_with_and_without_a_mask(cli, tmp_path):
     src = make_image(tmp_path / "a.png")
     hint = make_image(tmp_path / "m.png", mode="L")
-    assert cli("dewatermark", src, "-o", tmp_path / "blind.png").exit_code == 0
+    result = cli("dewatermark", src, "-o", tmp_path / "blind.png")
+    assert result.exit_code == 0 and '"ensemble": true' in result.output
+    result = cli("dewatermark", src, "--one-pass", "-o", tmp_path / "once.png")
+    assert result.exit_code == 0 and '"ensemble": false' in result.output
     result = cli("dewatermark", src, "--mask", hint, "-o", tmp_path / "guided.png")
     assert result.exit_code == 0, result.output
     assert '"guided": true' in result.output

@@ -93,6 +93,41 @@ def test_found_pixels_mix_the_model_repaint_with_inpainting():
     assert _blend_inpainting(image, restored, np.zeros_like(found)) is restored
 
 
+def test_the_ensemble_averages_the_photo_and_its_half_turn():
+    """A model that calls the top-left quadrant of whatever it sees marked and repaints it black: on the
+    half-turned photo it finds the bottom-right one. The mean mask is 1/2 on both, the mean output moves
+    each a quarter of the way to black, and the two other quadrants come back exactly as they were."""
+    from restore.tasks.dewatermark import dewatermark_fn
+
+    class QuadrantModel:
+        def outputs(self, image, hint):
+            mask = np.zeros_like(hint)
+            mask[..., :8, :8] = 1
+            return mask * 0 + (1 - mask) * image, mask
+
+    image = np.random.default_rng(0).uniform(0.2, 0.8, (1, 3, 16, 16)).astype(np.float32)
+    out = dewatermark_fn(QuadrantModel(), hinted=False, ensemble=True)(image)
+    color, mask = out[:, :3], out[:, 3]
+    for rows, cols in ((slice(0, 8), slice(0, 8)), (slice(8, 16), slice(8, 16))):
+        np.testing.assert_allclose(mask[..., rows, cols], 0.5)
+        np.testing.assert_allclose(color[..., rows, cols], 0.75 * image[..., rows, cols], rtol=1e-6)
+    for rows, cols in ((slice(0, 8), slice(8, 16)), (slice(8, 16), slice(0, 8))):
+        np.testing.assert_array_equal(color[..., rows, cols], image[..., rows, cols])
+        assert (mask[..., rows, cols] == 0).all()
+    single = dewatermark_fn(QuadrantModel(), hinted=False, ensemble=False)(image)
+    assert (single[:, 3, :8, :8] == 1).all() and (single[:, 3, 8:, 8:] == 0).all()
+
+
+def test_the_ensemble_is_an_option(identity_ctx):
+    color = u8(smooth_image(32, 48))
+    runs = {flag: run("dewatermark", picture(color), {"ensemble": flag}, identity_ctx) for flag in (True, False)}
+    assert runs[True].metrics["tasks"]["dewatermark"]["ensemble"] and not runs[False].metrics["tasks"]["dewatermark"]["ensemble"]
+    # The tiny model works pixel by pixel, so turning the photo changes nothing it computes (but rounding).
+    np.testing.assert_allclose(runs[True].picture.color, runs[False].picture.color, atol=1)
+    with pytest.raises(InputError, match="ensemble"):
+        run("dewatermark", picture(color), {"ensemble": "sometimes"}, identity_ctx)
+
+
 def test_chains_run_in_order(identity_ctx):
     color = u8(smooth_image(32, 48) * 0.4)  # dark: the tiny dewatermark model finds no mark
     result = run("dewatermark,denoise", picture(color), {"sigma": 10}, identity_ctx)

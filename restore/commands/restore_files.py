@@ -75,6 +75,7 @@ def dewatermark(
     inputs: InputsArg,
     output: OutputOpt,
     mask: Annotated[Optional[Path], typer.Option(help="optional: an image, white where the watermark is, to guide the model")] = None,
+    ensemble: Annotated[Optional[bool], typer.Option("--ensemble/--one-pass", help="also run on the photo turned 180 degrees and average (the default; twice the time)")] = None,
     options: OptionsOpt = None,
     fmt: FormatOpt = None,
     device: DeviceOpt = None,
@@ -83,7 +84,7 @@ def dewatermark(
 ) -> None:
     """Find and remove visible watermarks (text, logos, tiled patterns); no mask needed."""
     try:
-        restore_many("dewatermark", inputs, output, parse_options(options), fmt, settings_from(device, threads, tile), mask)
+        restore_many("dewatermark", inputs, output, parse_options(options, ensemble=ensemble), fmt, settings_from(device, threads, tile), mask)
     except RestoreError as e:
         fail(e)
 
