@@ -81,6 +81,8 @@ def test_dewatermark_bench_with_held_out_logos(identity_models, tmp_path):
     result = CliRunner().invoke(app, ["bench", "dewatermark", "--data", str(photos), "--logos", str(logos)], env=env)
     assert result.exit_code == 0, result.output
     assert f"every mark a logo from {logos}" in result.output and "| restore (ours) |" in result.output
+    result = CliRunner().invoke(app, ["bench", "dewatermark", "--data", str(photos), "--turned"], env=env)
+    assert result.exit_code == 0 and "every mark turned a quarter" in result.output
     empty = tmp_path / "none"
     empty.mkdir()
     result = CliRunner().invoke(app, ["bench", "dewatermark", "--data", str(photos), "--logos", str(empty)], env=env)

@@ -59,3 +59,19 @@ def test_user_logos_only(synth, tmp_path):
     marked, alpha = only_logos.apply(smooth_image(128, 128), np.random.default_rng(0))
     assert (alpha > 0.01).any()
     assert (marked[..., 0] >= marked[..., 1] - 1e-6)[alpha > 0.2].all()  # every mark is the red square
+
+
+def test_turned_marks_run_up_the_side(synth):
+    """turn_share=1 turns every mark a quarter: text, wider than tall when upright, comes out taller."""
+    def aspect(share):
+        turned = WatermarkSynth(synth.fonts, text_share=1.0, turn_share=share)
+        ratios = []
+        for seed in range(12):
+            alpha = turned.layer(400, 400, np.random.default_rng(seed))[1]
+            rows, cols = np.nonzero(alpha > 0.05)
+            ratios.append(np.log((np.ptp(rows) + 1) / (np.ptp(cols) + 1)))
+        return np.mean(ratios)
+
+    assert aspect(0.0) < 0 < aspect(1.0)
+    plain = WatermarkSynth(synth.fonts).layer(64, 64, np.random.default_rng(3))[1]
+    np.testing.assert_array_equal(plain, WatermarkSynth(synth.fonts, turn_share=0.0).layer(64, 64, np.random.default_rng(3))[1])

@@ -47,10 +47,10 @@ def mask_scores(pred: np.ndarray, true: np.ndarray) -> tuple[float, float]:
 
 
 def run_bench(paths: list[Path], ctx: Context, seed: int = 0, fonts: list[Path] | None = None,
-              words: tuple[str, ...] | None = None, logos: list[Path] | None = None) -> list[WatermarkRow]:
+              words: tuple[str, ...] | None = None, logos: list[Path] | None = None, turned: bool = False) -> list[WatermarkRow]:
     """fonts and words other than the training ones make the held-out (unseen watermark) variant; logos
-    (PNGs with alpha) make every mark one of them instead of text."""
-    synth = WatermarkSynth(find_fonts(fonts), **({"words": words} if words else {}),
+    (PNGs with alpha) make every mark one of them instead of text; turned turns every mark a quarter."""
+    synth = WatermarkSynth(find_fonts(fonts), **({"words": words} if words else {}), turn_share=1.0 if turned else 0.0,
                            **({"logos": logos, "text_share": 0.0, "user_logo_share": 1.0} if logos else {}))
     session = ctx.session(dewatermark.NAME)
     # Blind, as a user with only the photo: as served, and in one pass (the ensemble option off).

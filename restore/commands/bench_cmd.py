@@ -31,6 +31,7 @@ def bench(
     fonts: Annotated[Optional[list[Path]], typer.Option("--fonts", help="dewatermark: font folders (default: the training fonts)")] = None,
     words: Annotated[Optional[str], typer.Option(help="dewatermark: comma-separated watermark words (default: the training words)")] = None,
     logos: Annotated[Optional[Path], typer.Option(help="dewatermark: a folder of logo PNGs with alpha; every mark is one of them instead of text")] = None,
+    turned: Annotated[bool, typer.Option("--turned", help="dewatermark: every mark turned a quarter (running up or down the photo)")] = False,
     temperature: Annotated[Optional[float], typer.Option(help="colorize: the annealed mean's temperature (default: the model's)")] = None,
     jobs: Annotated[int, typer.Option(help="service: small-image jobs (large ones: a tenth)")] = 50,
     redis_url: Annotated[str, typer.Option(help="service: a Redis database the bench may flush")] = "redis://127.0.0.1:6379/14",
@@ -45,7 +46,7 @@ def bench(
     if task == "service":
         return service_bench(jobs, redis_url, threads or 2, json_out)
     if task == "dewatermark":
-        return dewatermark_bench(data, limit, seed, fonts, words, logos, settings_from(device, threads, None), json_out)
+        return dewatermark_bench(data, limit, seed, fonts, words, logos, turned, settings_from(device, threads, None), json_out)
     if task == "colorize":
         return colorize_bench(data, limit, seed, temperature, settings_from(device, threads, None), json_out)
     from restore.bench.denoise import PROTOCOLS, large_image_speed, run_bench
@@ -115,7 +116,7 @@ def service_bench(jobs: int, redis_url: str, threads: int, json_out: Path | None
 
 
 def dewatermark_bench(data: Path | None, limit: int | None, seed: int, fonts, words: str | None, logos: Path | None,
-                      settings, json_out: Path | None) -> None:
+                      turned: bool, settings, json_out: Path | None) -> None:
     from restore.batch import find_images
     from restore.bench.dewatermark import run_bench
     from restore.tasks.base import Context
@@ -128,11 +129,12 @@ def dewatermark_bench(data: Path | None, limit: int | None, seed: int, fonts, wo
         if logos and not logo_files:
             raise InputError(f"no logo images in {logos}")
         rows = run_bench(paths, Context.create(settings), seed, fonts, tuple(w.strip() for w in words.split(",")) if words else None,
-                         logo_files)
+                         logo_files, turned)
     except RestoreError as e:
         fail(e)
     held_out = " with held-out fonts/words" if fonts or words else ""
     held_out += f", every mark a logo from {logos}" if logos else ""
+    held_out += ", every mark turned a quarter" if turned else ""
     typer.echo(f"\ndewatermark on {data} ({len(paths)} images, watermarks synthesized with seed {seed}{held_out}, saved as 8-bit)\n")
     typer.echo("| method | PSNR dB | SSIM | PSNR in mask | PSNR outside mask | mask IoU | mask F1 | s/MP |")
     typer.echo("|---|---|---|---|---|---|---|---|")

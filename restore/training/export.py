@@ -167,6 +167,7 @@ def manifest_entry(task: str, name: str, version: str, onnx_path: Path, state: d
         entry["output"] = {"restored": image_out, "mask": {**image_out, "channels": 1}}
         entry["training"]["degradation"] = ("synthetic text and logo watermarks (restore.training.watermarks), opacity 0.3-0.9, "
                                             f"{cfg.get('fill_share', 0.0):.0%} of the procedural logos filled, "
+                                            f"{cfg.get('turn_share', 0.0):.0%} of the marks turned a quarter, "
                                             f"{cfg['p_clean']:.0%} unmarked crops")
     else:  # colorize: the VAE, or its deterministic baseline (a model of its own, not served by the task)
         latent = model.config.latent

@@ -39,6 +39,7 @@ class DewatermarkTrainConfig(LoopConfig):
     # Half the procedural logos filled: trained on outlines alone, version 4 gained only 1.2 dB (mask F1
     # 0.33) on filled pictograms it had never seen (samples/logos), against 6.3 dB on unseen text.
     fill_share: float = 0.5
+    turn_share: float = 0.1  # marks turned a quarter (WatermarkSynth.turn_share); since version 7
     batch: int = 5
     patch: int = 192  # wide crops: each sees the photo around a mark (version 4; 128 px until version 3)
     mask_weight: float = 0.2
@@ -156,7 +157,7 @@ def evaluate(model, val, chunk: int = 8) -> dict[str, float]:
 def train(cfg: DewatermarkTrainConfig) -> Path:
     state, model, step0 = start(cfg, build_model)
     synth = WatermarkSynth(find_fonts([Path(f) for f in cfg.fonts] or None), logos=[Path(p) for p in cfg.logos],
-                           fill_share=cfg.fill_share)
+                           fill_share=cfg.fill_share, turn_share=cfg.turn_share)
     crops = MarkedCrops([Path(d) for d in cfg.data], synth, cfg.patch, cfg.p_clean, cfg.seed + step0)
     val = load_val(cfg.val, model.config.stride) if cfg.val else None
     gen = torch.Generator().manual_seed(cfg.seed + step0)

@@ -54,6 +54,10 @@ class WatermarkSynth:
     # Of the procedural logos, drawn filled with the letter cut out (solid pictograms, as many stock-photo
     # marks are) rather than outlined. 0 by default, which keeps the fixed validation set as it was built.
     fill_share: float = 0.0
+    # Of the marks, turned a quarter (on top of the usual tilt), as a credit running up a photo's side is.
+    # 0 by default for the same reason: version 6, trained on tilts of at most 45 degrees, found such
+    # marks at a mask F1 of 0.47 where it found upright ones at 0.84.
+    turn_share: float = 0.0
 
     def __post_init__(self):
         if not self.fonts:
@@ -135,6 +139,8 @@ class WatermarkSynth:
         size = int(short * rng.uniform(0.04, 0.09 if tiled else 0.2)) + 8
         mark = self._text_mark(rng, size) if rng.random() < self.text_share else self._logo_mark(rng, size)
         angle = float(rng.uniform(-45, 45)) if rng.random() < 0.6 else 0.0
+        if self.turn_share and rng.random() < self.turn_share:  # no draw at 0: same marks as before
+            angle += 90.0 if rng.random() < 0.5 else -90.0
         mark = mark.rotate(angle, expand=True, resample=Image.BICUBIC)
         if tiled:  # a stock-photo grid, rows shifted by half a step
             sx = mark.width + int(rng.uniform(0.2, 1.0) * mark.width)
