@@ -21,7 +21,9 @@ from tests.service.conftest import REDIS_URL, RESTORE, free_port, png_bytes, pix
 from workers.registry import announce
 from workers.settings import ServiceSettings
 
-LIMITS = {"RESTORE_SOFT_TIME_LIMIT_S": 20, "RESTORE_HARD_TIME_LIMIT_S": 25, "RESTORE_VISIBILITY_TIMEOUT_S": 30}
+# Room for the shipped denoiser on the 7.7 MP photo below on a slow host (version 7 took over 20 s there),
+# and a visibility timeout short enough for the test to wait out after the kill.
+LIMITS = {"RESTORE_SOFT_TIME_LIMIT_S": 40, "RESTORE_HARD_TIME_LIMIT_S": 45, "RESTORE_VISIBILITY_TIMEOUT_S": 50}
 
 
 def big_jpeg(width=3200, height=2400) -> bytes:
@@ -48,7 +50,7 @@ def test_worker_killed_mid_job_loses_nothing(rdb, workers):
         assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "running"
         workers.start(None, **LIMITS)
         body = wait_for(client, job_id, timeout=120)
-        assert body["status"] == "succeeded", body
+        assert body["status"] == "succeeded", body.get("error")
         assert body["attempts"] == 2
         served = pixels(client.get(f"/v1/jobs/{job_id}/result").content)
     expected = run("denoise", read_image(data), {}, Context.create(Settings(_env_file=None, models_dir=None, device="cpu", threads=1)))
@@ -212,7 +214,7 @@ def test_end_to_end_over_real_http(rdb, workers):
             if body["status"] in ("succeeded", "failed"):
                 break
             time.sleep(0.1)
-        assert body["status"] == "succeeded", body
+        assert body["status"] == "succeeded", body.get("error")
         result = httpx.get(location + "/result")
         assert result.headers["content-disposition"] == "attachment; filename=\"photo.png\"; filename*=UTF-8''photo.png"
         out = pixels(result.content) / 255.0
