@@ -279,3 +279,17 @@ def test_dewatermark_validation_set_train_and_export(photos, tmp_path):
     assert result.exit_code == 0, result.output
     entry = json.loads((models / "manifest.json").read_text())["models"][0]
     assert entry["task"] == "dewatermark" and set(entry["output"]) == {"restored", "mask"}
+
+
+def test_hints_range_from_the_exact_mask_to_a_loose_brush():
+    from restore.training.train_dewatermark import coarse_hint
+
+    mask = torch.zeros(64, 1, 80, 80)
+    mask[:, :, 38:42, 30:50] = 1
+    use = torch.arange(64) % 4 != 0
+    hints = coarse_hint(mask, use, torch.Generator().manual_seed(0))
+    assert hints.shape == mask.shape and not hints[~use].any()
+    assert (hints[use] >= mask[use]).all()  # a user's mask covers the mark
+    # How far each hint reaches past the mark, in pixels above it: exact (0), brushed (1-4) and loose (5-24).
+    reach = 38 - hints[use, 0, :, 40].argmax(dim=1)
+    assert (reach == 0).any() and ((reach >= 1) & (reach <= 4)).any() and (reach > 4).any() and reach.max() <= 24

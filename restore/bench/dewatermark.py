@@ -21,6 +21,7 @@ from restore.tasks.base import Context, run_tiled
 from restore.training.watermarks import WatermarkSynth, find_fonts
 
 MASK_LEVEL = 0.5 / 255
+LOOSE_BRUSH = 8
 
 
 @dataclass
@@ -40,6 +41,11 @@ def region_psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
     return psnr(a[where], b[where]) if where.any() else float("inf")
 
 
+def brushed(mask: np.ndarray, grow: int) -> np.ndarray:
+    """mask grown by `grow` pixels every way, as a user's square brush would overshoot it."""
+    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)) > 0 if grow else mask
+
+
 def mask_scores(pred: np.ndarray, true: np.ndarray) -> tuple[float, float]:
     tp = float((pred & true).sum())
     union = float((pred | true).sum())
@@ -53,9 +59,14 @@ def run_bench(paths: list[Path], ctx: Context, seed: int = 0, fonts: list[Path] 
     synth = WatermarkSynth(find_fonts(fonts), **({"words": words} if words else {}), turn_share=1.0 if turned else 0.0,
                            **({"logos": logos, "text_share": 0.0, "user_logo_share": 1.0} if logos else {}))
     session = ctx.session(dewatermark.NAME)
-    # Blind, as a user with only the photo: as served, and in one pass (the ensemble option off).
-    ours = {"restore (ours)": dewatermark.dewatermark_fn(session, hinted=False),
-            "restore, one pass": dewatermark.dewatermark_fn(session, hinted=False, ensemble=False)}
+    # Blind, as a user with only the photo: as served, and in one pass (the ensemble option off). Then
+    # guided, as a user who also gives a mask: the true one, and a loose one (a brush LOOSE_BRUSH pixels wide
+    # of the mark), which must help, not hurt.
+    blind, guided = dewatermark.dewatermark_fn(session, hinted=False), dewatermark.dewatermark_fn(session, hinted=True)
+    ours = {"restore (ours)": (blind, None),
+            "restore, one pass": (dewatermark.dewatermark_fn(session, hinted=False, ensemble=False), None),
+            "restore, given the true mask": (guided, 0),
+            f"restore, given a mask {LOOSE_BRUSH} px loose": (guided, LOOSE_BRUSH)}
     methods = (*ours, "cv2.inpaint Telea, true mask", "cv2.inpaint NS, true mask", "watermarked input")
     acc = {m: {"psnr": [], "ssim": [], "in": [], "out": [], "iou": [], "f1": [], "sec": 0.0, "px": 0} for m in methods}
     for i, path in enumerate(paths):
@@ -69,7 +80,9 @@ def run_bench(paths: list[Path], ctx: Context, seed: int = 0, fonts: list[Path] 
         for method in methods:
             t0 = time.perf_counter()
             if method in ours:
-                out = run_tiled(ctx, session, marked.astype(np.float32), ours[method])
+                fn, grow = ours[method]
+                x = marked if grow is None else np.dstack([marked, brushed(true, grow)])
+                out = run_tiled(ctx, session, x.astype(np.float32), fn)
                 outputs[method], found[method] = np.clip(out[..., :3], 0, 1), out[..., 3] > 0.5
             elif method.startswith("cv2"):
                 flag = cv2.INPAINT_TELEA if "Telea" in method else cv2.INPAINT_NS

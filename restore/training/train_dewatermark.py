@@ -128,11 +128,25 @@ def load_val(folder: str, multiple: int, count: int = 32, size: int = 256) -> tu
     return marked, clean, mask
 
 
+# How far a user's mask overshoots the mark, in pixels: (share of hints, smallest, largest). Version 7 saw
+# only 1-4 and punished anything else: given the exact mask it scored 36.4 dB on the fixed set (blind:
+# 37.2), and a brush 8 pixels wide of the mark gave 35.0, worse than no mask at all.
+HINT_GROWTH = ((0.2, 0, 0), (0.4, 1, 4), (0.4, 5, 24))
+
+
 def coarse_hint(mask: torch.Tensor, use: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A user's brushed mask: the true mask grown by 1-4 pixels, on the chosen rows; zeros elsewhere."""
-    grow = int(torch.randint(1, 5, (1,), generator=generator))
-    grown = F.max_pool2d(mask, 2 * grow + 1, stride=1, padding=grow)
-    return grown * use.view(-1, 1, 1, 1).to(mask.dtype)
+    """A user's mask, on the chosen rows (zeros elsewhere): the true mask exactly, or grown as a brush
+    would by a few pixels, or loosely by up to 24 (HINT_GROWTH), per crop."""
+    shares = torch.tensor([share for share, _, _ in HINT_GROWTH])
+    hints = []
+    for one, on in zip(mask, use):
+        low, high = HINT_GROWTH[int(torch.multinomial(shares, 1, generator=generator))][1:]
+        grow = int(torch.randint(low, high + 1, (1,), generator=generator))
+        if grow:  # a square brush, as two separable passes
+            one = F.max_pool2d(one[None], (2 * grow + 1, 1), stride=1, padding=(grow, 0))
+            one = F.max_pool2d(one, (1, 2 * grow + 1), stride=1, padding=(0, grow))[0]
+        hints.append(one * float(on))
+    return torch.stack(hints)
 
 
 @torch.no_grad()
