@@ -78,18 +78,25 @@ def test_dewatermark_keeps_unmarked_pixels_and_reports_the_marked_fraction(ident
 
 
 def test_found_pixels_mix_the_model_repaint_with_inpainting():
+    """Inpainting's share is high where the photo around a mark is smooth and low where it is textured."""
     import cv2
 
-    from restore.tasks.dewatermark import INPAINT_SHARE, _blend_inpainting
+    from restore.tasks.dewatermark import INPAINT_SMOOTH, INPAINT_TEXTURED, _blend_inpainting
 
     rng = np.random.default_rng(0)
-    image, restored = (rng.random((3, 24, 32), dtype=np.float32) for _ in range(2))
-    found = np.zeros((24, 32), bool)
-    found[8:14, 10:20] = True
+    image = np.full((3, 32, 64), 0.5, np.float32)
+    image[:, :, 32:] = rng.random((3, 32, 32), dtype=np.float32)  # left half flat, right half noise
+    restored = rng.random((3, 32, 64), dtype=np.float32)
+    found = np.zeros((32, 64), bool)
+    found[12:18, 8:20] = True  # on the flat half
+    found[14:17, 46:49] = True  # on the noise
     out = _blend_inpainting(image, restored, found)
     np.testing.assert_array_equal(out[:, ~found], restored[:, ~found])
-    telea = cv2.inpaint(u8(image.transpose(1, 2, 0)), found.astype(np.uint8), 3, cv2.INPAINT_NS).transpose(2, 0, 1) / 255
-    np.testing.assert_allclose(out[:, found], (1 - INPAINT_SHARE) * restored[:, found] + INPAINT_SHARE * telea[:, found], atol=1e-6)
+    filled = cv2.inpaint(u8(image.transpose(1, 2, 0)), found.astype(np.uint8), 3, cv2.INPAINT_NS).transpose(2, 0, 1) / 255
+    for share, where in ((INPAINT_SMOOTH, (slice(None), slice(12, 18), slice(8, 20))),
+                         (INPAINT_TEXTURED, (slice(None), slice(14, 17), slice(46, 49)))):
+        np.testing.assert_allclose(out[where], (1 - share) * restored[where] + share * filled[where], atol=1e-6)
+    assert INPAINT_SMOOTH > INPAINT_TEXTURED
     assert _blend_inpainting(image, restored, np.zeros_like(found)) is restored
 
 

@@ -93,7 +93,7 @@ def run_bench(paths: list[Path], ctx: Context, seed: int = 0, fonts: list[Path] 
             a["sec"] += time.perf_counter() - t0
             a["px"] += clean.shape[0] * clean.shape[1]
         for method, out in outputs.items():
-            out = np.round(out * 255) / 255  # what a saved 8-bit result holds
+            out = (np.round(out * 255) / 255).astype(np.float32)  # what a saved 8-bit result holds, as the photo is held
             a = acc[method]
             a["psnr"].append(psnr(out, clean))
             a["ssim"].append(ssim(out, clean))
