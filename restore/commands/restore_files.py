@@ -74,7 +74,7 @@ def denoise(
 def dewatermark(
     inputs: InputsArg,
     output: OutputOpt,
-    mask: Annotated[Optional[Path], typer.Option(help="optional: an image, white where the watermark is, to guide the model")] = None,
+    mask: Annotated[Optional[Path], typer.Option(help="optional: an image, white where the watermark is (exact or brushed loosely around it), to guide the model")] = None,
     ensemble: Annotated[Optional[bool], typer.Option("--ensemble/--one-pass", help="also run on the photo turned 180 degrees and average (the default; twice the time)")] = None,
     options: OptionsOpt = None,
     fmt: FormatOpt = None,
