@@ -13,7 +13,7 @@ from restore.io import Picture  # noqa: E402
 from restore.pipeline import run  # noqa: E402
 from restore.settings import Settings  # noqa: E402
 from restore.tasks.base import Context  # noqa: E402
-from restore.training.data import CropSampler, add_gaussian_noise, make_gray  # noqa: E402
+from restore.training.data import CropSampler  # noqa: E402
 from restore.training.export import export_onnx  # noqa: E402
 from restore.training.nets import ColorConfig, ColorVAE, DenoiseUNet, UNetConfig, WatermarkUNet  # noqa: E402
 
@@ -39,23 +39,6 @@ def test_crop_sampler(photos):
         CropSampler([photos], patch=512)
 
 
-def test_noise_protocols():
-    clean = torch.full((4, 3, 64, 64), 0.02)
-    sigma = torch.tensor([50.0, 50.0, 0.0, 25.0])
-    noisy = add_gaussian_noise(clean, sigma, torch.tensor([True, False, False, True]), torch.Generator().manual_seed(0))
-    q = noisy[0] * 255
-    assert torch.allclose(q, q.round(), atol=1e-4) and noisy[0].min() >= 0  # 8-bit: clipped and rounded
-    assert noisy[1].min() < 0  # paper protocol: float noise, not clipped
-    assert torch.equal(noisy[2], clean[2])
-    assert float((noisy[1] - clean[1]).std() * 255) == pytest.approx(50, rel=0.05)
-    rows = torch.tensor([True, False])
-    gray = make_gray(torch.rand(2, 3, 8, 8), rows)
-    assert torch.equal(gray[0, 0], gray[0, 1]) and not torch.equal(gray[1, 0], gray[1, 1])
-    # A gray photo is served as three equal channels, noise included: train on exactly that.
-    noisy = add_gaussian_noise(gray, torch.tensor([30.0, 30.0]), torch.tensor([True, False]), None, rows)
-    assert torch.equal(noisy[0, 0], noisy[0, 2]) and not torch.equal(noisy[1, 0], noisy[1, 2])
-
-
 @pytest.mark.parametrize("net,channels", [(DenoiseUNet, 3), (WatermarkUNet, 4)])
 def test_export_matches_torch(tmp_path, net, channels):
     model = net(UNetConfig(in_channels=channels, widths=(8, 16, 32), blocks=(1, 1, 1))).eval()
@@ -73,10 +56,47 @@ def test_parity_leaves_out_only_ties_at_the_watermark_cut():
     assert off_the_cut(module, [restored, torch_mask], [restored, ort_mask]).tolist() == [[[[False, True, True]]]]
 
 
-@pytest.mark.parametrize("latent", [3, 0])
-def test_colorize_export_matches_torch(tmp_path, latent):
-    model = ColorVAE(ColorConfig(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1), latent=latent)).eval()
+@pytest.mark.parametrize("latent,hints", [(3, True), (3, False), (0, False)])
+def test_colorize_export_matches_torch(tmp_path, latent, hints):
+    model = ColorVAE(ColorConfig(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1), latent=latent, hints=hints)).eval()
     assert export_onnx(model, tmp_path / "c.onnx") < 1e-4
+
+
+def test_simulated_hints_carry_the_true_colours():
+    from restore.training.train_colorize import AB_SCALE, HintDraw, simulate_hints
+
+    rng = np.random.default_rng(0)
+    L = np.full((32, 32), 50.0, np.float32)
+    ab = np.zeros((2, 32, 32), np.float32)
+    ab[0, :, 16:] = 60.0  # a red right half
+    counts, none = [], 0
+    for _ in range(200):
+        hint = simulate_hints(L, ab, rng)
+        where = hint[2] > 0
+        assert set(np.unique(hint[2])) <= {0.0, 1.0} and not hint[:2, ~where].any()
+        none += not where.any()
+        counts.append(where.sum())
+        # Inside one half, a hint's colour is that half's; a hint across the border is a mix of the two.
+        a = hint[0, where] * AB_SCALE
+        assert np.all((a >= -1e-4) & (a <= 60 + 1e-4)) and np.allclose(hint[1, where], 0)
+    assert 20 < none < 90 and max(counts) > 30  # no hints a quarter of the time, many sometimes
+    ten = simulate_hints(L, ab, rng, HintDraw(p_region=0, p_stroke=0, largest=1, exactly=10))
+    assert ten[2].sum() <= 10 and ten[2].sum() >= 8  # ten points (two may land on one pixel)
+
+
+def test_a_model_grown_to_take_hints_colours_as_before_until_trained():
+    from restore.training.train_colorize import with_hints
+
+    small = ColorVAE(ColorConfig(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1), latent=3)).eval()
+    state, grown = with_hints({"ema": small.state_dict(), "step": 5, "source": "x"}, small)
+    grown.load_state_dict(state["ema"])
+    grown.eval()
+    L, z = torch.rand(1, 1, 32, 32), torch.randn(1, 3, 1, 1)
+    hint = torch.zeros(1, 3, 32, 32)
+    hint[:, :, 10:12, 10:12] = torch.tensor([0.5, -0.2, 1.0]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(grown(L, z, hint), small(L, z), atol=1e-6)
+    assert grown.config.hints and state["step"] == 5
 
 
 def test_colorize_losses_use_the_latent(photos):
@@ -129,9 +149,9 @@ def test_colorize_losses_decode_a_share_at_z_zero(photos, monkeypatch):
         seen["encoded"] = len(L)
         return encode(L, ab)
 
-    def decode_spy(L, z=None):
+    def decode_spy(L, z=None, hint=None):
         seen["z"] = z
-        return decode(L, z)
+        return decode(L, z, hint)
 
     monkeypatch.setattr(model, "encode", encode_spy)
     monkeypatch.setattr(model, "decode", decode_spy)

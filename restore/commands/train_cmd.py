@@ -31,6 +31,7 @@ def train(
     checkpoint: Annotated[Optional[Path], typer.Option(help="checkpoint to write and resume from (default runs/TASK/ckpt.pt)")] = None,
     init: Annotated[Optional[Path], typer.Option(help="start from this checkpoint's weights when --checkpoint does not exist yet")] = None,
     val: Annotated[Optional[Path], typer.Option(help="validation folder: clean images (denoise) or a synth-watermarks set")] = None,
+    val_real: Annotated[Optional[Path], typer.Option(help="denoise: a folder of NAME_real / NAME_mean pairs (real camera noise) to check on")] = None,
     minutes: Annotated[float, typer.Option(help="length of this learning-rate cycle (a cut-short cycle is finished first)")] = 60.0,
     lr: Annotated[float, typer.Option(help="peak learning rate")] = 5e-4,
     batch: Annotated[Optional[int], typer.Option(help="crops per step (default 16 denoise, 5 dewatermark, 32 colorize)")] = None,
@@ -45,6 +46,9 @@ def train(
 ) -> None:
     """Train (or resume training) a model; checkpoints every few minutes."""
     _check(task)
+    if val_real and task != "denoise":
+        typer.echo("error: --val-real is for denoise", err=True)
+        raise typer.Exit(2)
     logging.getLogger().setLevel(logging.INFO)
     common = dict(data=[str(d) for d in data], val=str(val) if val else None, init=str(init) if init else None,
                   checkpoint=str(checkpoint or Path("runs") / task / "ckpt.pt"), minutes=minutes, lr=lr, threads=threads, bf16=bf16, seed=seed)
@@ -59,7 +63,7 @@ def train(
             typer.echo("error: --grow-blocks grows the --init checkpoint; give one", err=True)
             raise typer.Exit(2)
     try:
-        _train(task, common, latent, working_size, fonts)
+        _train(task, common | ({"val_real": str(val_real)} if val_real else {}), latent, working_size, fonts)
     except RestoreError as e:
         fail(e)
 
@@ -75,8 +79,9 @@ def _train(task: str, common: dict, latent: int | None, working_size: int | None
         from restore.training.nets import ColorConfig
         from restore.training.train_colorize import ColorizeTrainConfig, train as run
 
-        net = asdict(ColorConfig() if latent is None else ColorConfig(latent=latent))
-        run(ColorizeTrainConfig(**common, net=net, **({"working_size": working_size} if working_size else {})))
+        hints = latent != 0  # the deterministic baseline stays what it was built to show: colour from L alone
+        net = asdict(ColorConfig(hints=hints) if latent is None else ColorConfig(latent=latent, hints=hints))
+        run(ColorizeTrainConfig(**common, net=net, hints=hints, **({"working_size": working_size} if working_size else {})))
     else:
         from restore.training.train_dewatermark import DewatermarkTrainConfig, train as run
 

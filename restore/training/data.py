@@ -1,10 +1,9 @@
-"""Training data: random crops of clean photos, and the synthetic noise the denoiser learns to remove."""
+"""Training data: the photos, held in memory, and random crops of them."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -58,30 +57,3 @@ class CropSampler:
                 crop = np.rot90(crop, self.rng.integers(4))
             out[i] = crop[:, ::-1] if self.rng.random() < 0.5 else crop
         return out
-
-
-def add_gaussian_noise(
-    clean: torch.Tensor,
-    sigma: torch.Tensor,
-    quantize: torch.Tensor,
-    generator: torch.Generator | None = None,
-    gray: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """clean: (N, C, H, W) in [0, 1]; sigma: (N,) on the 0-255 scale; quantize, gray: (N,) bool.
-
-    Quantized rows are clipped and rounded to 8 bits, as users' files are; the others keep float,
-    unclipped noise, as the published benchmark tables do. Training on both serves both. Gray rows
-    get one noise field copied into every channel: a gray photo is served as three equal channels.
-    """
-    noise = torch.randn(clean.shape, generator=generator)
-    if gray is not None:
-        noise = torch.where(gray.view(-1, 1, 1, 1), noise[:, :1].expand_as(noise), noise)
-    noisy = clean + noise * (sigma / 255.0).view(-1, 1, 1, 1)
-    q = quantize.view(-1, 1, 1, 1)
-    return torch.where(q, torch.round(noisy.clamp(0, 1) * 255) / 255, noisy)
-
-
-def make_gray(images: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """Replace the chosen rows by their luma copied into all three channels (how gray photos are served)."""
-    luma = (images * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    return torch.where(rows.view(-1, 1, 1, 1), luma.expand_as(images), images)

@@ -14,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from restore.color import ab_bins
 from restore.training import train_colorize, train_denoise, train_dewatermark
+from restore.training.degrade import KINDS
 from restore.training.nets import ColorVAE, WatermarkUNet
 
 BUILDERS = {"denoise": train_denoise.build_model, "dewatermark": train_dewatermark.build_model, "colorize": train_colorize.build_model}
@@ -75,10 +76,19 @@ def served(model: torch.nn.Module):
         return _Watermark(model).eval(), ["image", "hint"], ["restored", "mask"], lambda h, w: (
             torch.rand(1, 3, h, w), (torch.rand(1, 1, h, w) > 0.8).float())
     if isinstance(model, ColorVAE):
+        if model.config.latent and model.config.hints:
+            return model, ["L", "z", "hint"], ["logits"], lambda h, w: (
+                torch.rand(2, 1, h, w), torch.randn(2, model.config.latent, 1, 1), _example_hints(2, h, w))
         if model.config.latent:
             return model, ["L", "z"], ["logits"], lambda h, w: (torch.rand(2, 1, h, w), torch.randn(2, model.config.latent, 1, 1))
         return _Deterministic(model).eval(), ["L"], ["logits"], lambda h, w: (torch.rand(1, 1, h, w),)
     return model, ["image"], ["restored"], lambda h, w: (torch.rand(1, 3, h, w),)
+
+
+def _example_hints(n: int, h: int, w: int) -> torch.Tensor:
+    """Hints as serving gives them: a few hinted pixels, zeros elsewhere."""
+    mask = (torch.rand(n, 1, h, w) > 0.9).float()
+    return torch.cat([(torch.rand(n, 2, h, w) * 2 - 1) * mask, mask], dim=1)
 
 
 def store_weights_fp16(path: Path, min_size: int = 64) -> None:
@@ -160,8 +170,10 @@ def manifest_entry(task: str, name: str, version: str, onnx_path: Path, state: d
     image_out = {"layout": "NCHW", "dtype": "float32", "channels": 3, "range": [0, 1]}
     if task == "denoise":
         entry["input"], entry["output"] = image_in, {"restored": image_out}
-        entry["training"]["degradation"] = (f"Gaussian sigma U(0, {cfg['sigma_max']}) on the 0-255 scale; {cfg['p_quantized']:.0%} "
-                                            f"clipped and rounded to 8 bits; {cfg['p_gray']:.0%} gray")
+        mix = cfg["mix"]
+        shares = ", ".join(f"{k} {mix[k]:.0%}" for k in KINDS)
+        entry["training"]["degradation"] = (f"restore.training.degrade mix: {shares}; Gaussian sigma U(0, {mix['sigma_max']}) on the "
+                                            f"0-255 scale, half float and unclipped; {mix['p_gray']:.0%} gray")
     elif task == "dewatermark":
         entry["input"] = {**image_in, "hint": "mask (N, 1, H, W) in [0, 1], zeros when none"}
         entry["output"] = {"restored": image_out, "mask": {**image_out, "channels": 1}}
@@ -175,14 +187,18 @@ def manifest_entry(task: str, name: str, version: str, onnx_path: Path, state: d
         entry["input"] = {"name": "L", "layout": "NCHW", "dtype": "float32", "channels": 1, "range": [0, 1],
                           "meaning": "CIE L / 100 at the working size", "multiple_of": model.config.stride,
                           "working_size": cfg["working_size"], "latent": latent,
-                          **({"z": f"(N, {latent}, 1, 1), N(0, I); zeros for the most likely colouring"} if latent else {})}
+                          **({"z": f"(N, {latent}, 1, 1), N(0, I); zeros for the most likely colouring"} if latent else {}),
+                          **({"hint": "(N, 3, H, W): hinted a / 110, b / 110 and a mask of hinted pixels; zeros for none"}
+                             if model.config.hints else {})}
         entry["output"] = {"logits": {"layout": "NCHW", "dtype": "float32", "size": "H / 4, W / 4",
                                       "bins": ab_bins().tolist(), "temperature": train_colorize.TEMPERATURE,
                                       "rebalance": train_colorize.SERVED_REBALANCE}}
         entry["training"]["degradation"] = f"photos shrunk to {cfg['working_size']} px on the long side; L in, ab out" + (
             f"; KL weight {cfg['kl_weight']} after a {cfg['kl_warmup']}-step warm-up; {cfg['p_zero']:.0%} of crops decoded at z = 0"
             if latent else "") + (f"; class rebalancing {cfg['rebalance']} in training, served as "
-                                  f"{train_colorize.SERVED_REBALANCE} (a logit shift at export)")
+                                  f"{train_colorize.SERVED_REBALANCE} (a logit shift at export)") + (
+            "; simulated colour hints (restore.training.train_colorize.simulate_hints): "
+            + ", ".join(f"{k} {v}" for k, v in cfg["hint_draw"].items() if v is not None) if model.config.hints else "")
     return entry
 
 

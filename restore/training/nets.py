@@ -40,9 +40,10 @@ def _stack(c: int, n: int) -> nn.Sequential:
 
 
 def grown_weights(model: nn.Module, weights: dict) -> dict:
-    """weights, of a model with fewer residual blocks somewhere, made whole for `model`: each block the
-    weights lack keeps `model`'s initialisation but with its second convolution zeroed, so it starts as
-    the identity and the grown model computes what the trained one did."""
+    """weights, of a model with fewer residual blocks somewhere or fewer input channels, made whole for
+    `model`: each block the weights lack keeps `model`'s initialisation but with its second convolution
+    zeroed, so it starts as the identity; new input channels start with zero weight. The grown model
+    computes what the trained one did."""
     own = model.state_dict()
     unknown = set(weights) - set(own)
     if unknown:
@@ -51,7 +52,19 @@ def grown_weights(model: nn.Module, weights: dict) -> dict:
     for key, value in own.items():
         if key not in weights:
             grown[key] = torch.zeros_like(value) if ".conv2." in key else value
+        elif weights[key].shape != value.shape:
+            grown[key] = _widened(weights[key], value.shape, key)
     return grown
+
+
+def _widened(weight: torch.Tensor, shape: torch.Size, key: str) -> torch.Tensor:
+    """A convolution's weight given more input channels, the new ones at the end with zero weight: the
+    layer computes what it did whatever the new inputs hold (how a model learns to take new inputs)."""
+    if weight.ndim != 4 or weight.shape[0] != shape[0] or weight.shape[2:] != shape[2:] or weight.shape[1] > shape[1]:
+        raise ValueError(f"{key}: cannot grow {tuple(weight.shape)} to {tuple(shape)}")
+    out = weight.new_zeros(shape)
+    out[:, : weight.shape[1]] = weight
+    return out
 
 
 def _descend(net: nn.Module, x):
@@ -131,6 +144,9 @@ class WatermarkUNet(UNet):
         return mask * restored + (1 - mask) * x, mask, restored
 
 
+HINT_CHANNELS = 3  # a / 110, b / 110 where hinted, and the mask of hinted pixels
+
+
 @dataclass(frozen=True)
 class ColorConfig:
     widths: tuple[int, ...] = (32, 64, 128, 256)  # levels at 1/2, 1/4, 1/8, 1/16 of the working size
@@ -139,6 +155,9 @@ class ColorConfig:
     # 16x16 pixels drew a patchwork, each cell wrong in its own way); 0 makes the deterministic autoencoder.
     latent: int = 8
     bins: int = 261  # ab classes (restore.color.ab_bins)
+    # Colour hints as input: three channels beside L (the hinted a and b / 110, and a mask of where hints
+    # are), zeros where there are none, so one model serves no hints and hints.
+    hints: bool = False
 
     from_dict = classmethod(UNetConfig.from_dict.__func__)
 
@@ -163,7 +182,7 @@ class ColorVAE(nn.Module):
         super().__init__()
         self.config = config
         w, b = config.widths, config.blocks
-        self.head = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(4, w[0], 3, padding=1))
+        self.head = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(4 * (1 + HINT_CHANNELS * config.hints), w[0], 3, padding=1))
         self.enc = nn.ModuleList([_stack(w[i], b[i]) for i in range(len(w) - 1)])
         self.down = nn.ModuleList([nn.Conv2d(w[i], w[i + 1], 2, stride=2) for i in range(len(w) - 1)])
         self.mid = _stack(w[-1], b[-1])
@@ -180,8 +199,11 @@ class ColorVAE(nn.Module):
                 nn.Conv2d(q[-1], 2 * config.latent, 1),
             )
 
-    def decode(self, L, z=None):
-        """Logits (N, bins, H / 4, W / 4) of the ab bins given L and z (None or zeros: the prior's mode)."""
+    def decode(self, L, z=None, hint=None):
+        """Logits (N, bins, H / 4, W / 4) of the ab bins given L, z (None or zeros: the prior's mode) and,
+        for a model that takes them, the hints (N, 3, H, W) (None: no hints)."""
+        if self.config.hints:
+            L = torch.cat([L, hint if hint is not None else L.new_zeros(len(L), HINT_CHANNELS, *L.shape[2:])], dim=1)
         h, skips = _descend(self, L)
         if self.config.latent and z is not None:
             h = h + self.from_z(z)
@@ -196,6 +218,6 @@ class ColorVAE(nn.Module):
         mu, logvar = stats.mean(dim=(2, 3), keepdim=True).chunk(2, dim=1)
         return mu, logvar.clamp(-10, 6)
 
-    def forward(self, L, z):
-        """What serving runs: the logits for a given z."""
-        return self.decode(L, z)
+    def forward(self, L, z, hint=None):
+        """What serving runs: the logits for a given z (and hints)."""
+        return self.decode(L, z, hint)

@@ -26,6 +26,7 @@ Loss, per ab pixel at a quarter of the crop size:
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,7 +38,9 @@ from restore.color import ab_bins, colourfulness, lab_to_rgb_keep_lightness, rgb
 from restore.tasks.colorize import annealed_mean
 from restore.training.data import CropSampler, list_images, load_rgb, shrink
 from restore.training.loop import LoopConfig, low_precision, start, train_loop
-from restore.training.nets import ColorConfig, ColorVAE
+from restore.training.nets import ColorConfig, ColorVAE, grown_weights
+
+log = logging.getLogger("restore.train")
 
 AB_SCALE = 110.0  # ab / AB_SCALE is what the posterior encoder sees
 # The annealed mean's temperature, used in evaluation and serving: 1, the plain mean. Trained with class
@@ -73,7 +76,9 @@ class ColorizeTrainConfig(LoopConfig):
     rebalance: float = 0.5  # the uniform share in the rebalancing prior; 1 turns rebalancing off
     soft_sigma: float = 5.0
     min_chroma: float = 3.0  # mean |ab| below this: a gray photo, skipped
-    net: dict = field(default_factory=lambda: asdict(ColorConfig()))
+    hints: bool = True  # train with simulated colour hints (a model without them is grown to take them)
+    hint_draw: dict = field(default_factory=lambda: asdict(HintDraw()))
+    net: dict = field(default_factory=lambda: asdict(ColorConfig(hints=True)))
 
 
 def build_model(net: dict) -> ColorVAE:
@@ -127,10 +132,12 @@ def prior_shift(prior: torch.Tensor, trained: float, served: float) -> torch.Ten
 
 
 def losses(model: ColorVAE, L: torch.Tensor, ab: torch.Tensor, bins: torch.Tensor, soft_sigma: float,
-           weights: torch.Tensor | None = None, p_zero: float = 0.0, bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+           weights: torch.Tensor | None = None, p_zero: float = 0.0, bf16: bool = False,
+           hint: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(cross entropy per ab pixel, rebalanced by `weights` per bin if given; KL per ab pixel), each
     averaged over the batch. The last p_zero of the batch is decoded at z = 0 (no KL for those).
-    bf16: the model runs under bfloat16 autocast, the losses in float32."""
+    bf16: the model runs under bfloat16 autocast, the losses in float32. hint: (N, 3, H, W) colour hints
+    for a model that takes them (see simulate_hints)."""
     small_ab = F.avg_pool2d(ab, 4)
     z = None
     kl = torch.zeros(())
@@ -142,11 +149,66 @@ def losses(model: ColorVAE, L: torch.Tensor, ab: torch.Tensor, bins: torch.Tenso
         kl = (kl_divergence(mu, logvar) / small_ab[0, 0].numel()).mean()
         z = torch.cat([drawn, drawn.new_zeros(len(L) - n, *drawn.shape[1:])])
     with low_precision(bf16):
-        logits = model.decode(L, z).float()
+        logits = model.decode(L, z, hint).float()
     ce = -(soft_targets(small_ab, bins, soft_sigma) * F.log_softmax(logits, dim=1)).sum(dim=1)
     if weights is not None:
         ce = ce * weights[nearest_bin(small_ab, bins)]
     return ce.mean(), kl
+
+
+@dataclass(frozen=True)
+class HintDraw:
+    """How training simulates a user's colour hints, at the working size (where a pixel is several of
+    the photo's): points, patches, colours taken from the region a point is in, and strokes."""
+
+    p_none: float = 0.25  # crops with no hint at all: the model must colour alone as well
+    most: int = 48  # up to this many hints in a crop, log-uniformly (few are common, many possible)
+    p_region: float = 0.25  # of the hints, the colour is the mean of the region around the point
+    p_stroke: float = 0.15  # of the hints, a stroke of one colour (its mean along the stroke)
+    largest: int = 3  # patch and stroke width in working pixels: 1-9 photo pixels at a typical 3x shrink
+    exactly: int | None = None  # this many hints in every crop instead (evaluation)
+
+
+def _disc(L: np.ndarray, ab: np.ndarray, y: int, x: int, radius: int) -> np.ndarray:
+    """Pixels within radius of (y, x) that look like the same region: similar lightness and colour."""
+    h, w = L.shape
+    yy, xx = np.ogrid[:h, :w]
+    near = (yy - y) ** 2 + (xx - x) ** 2 <= radius * radius
+    return near & (np.abs(L - L[y, x]) < 6) & (np.hypot(*(ab - ab[:, y : y + 1, x : x + 1])) < 15)
+
+
+def simulate_hints(L: np.ndarray, ab: np.ndarray, rng: np.random.Generator, draw: HintDraw = HintDraw()) -> np.ndarray:
+    """L (h, w) in [0, 100] and the true ab (2, h, w) of one crop -> hints (3, h, w): the hinted a and b
+    / AB_SCALE, and 1 where hinted (zeros elsewhere). Each hint's colour is the true mean over the
+    pixels it covers, as a user picks one colour for a spot."""
+    h, w = L.shape
+    hint = np.zeros((3, h, w), np.float32)
+    if draw.exactly is None and rng.random() < draw.p_none:
+        return hint
+    count = draw.exactly if draw.exactly is not None else int(round(np.exp(rng.uniform(0, np.log(draw.most)))))
+    for _ in range(count):
+        y, x, size = int(rng.integers(h)), int(rng.integers(w)), int(rng.integers(1, draw.largest + 1))
+        where = np.zeros((h, w), bool)
+        kind = rng.random()
+        if kind < draw.p_stroke:
+            length, angle = rng.uniform(4, 16), rng.uniform(0, np.pi)
+            for t in np.linspace(0, length, int(length) * 2):
+                cy, cx = int(round(y + t * np.sin(angle))), int(round(x + t * np.cos(angle)))
+                where[max(cy, 0) : cy + size, max(cx, 0) : cx + size] = True
+            colour = ab[:, where].mean(axis=1)
+        else:
+            where[y : y + size, x : x + size] = True
+            source = _disc(L, ab, y, x, 6) if kind < draw.p_stroke + draw.p_region else where
+            colour = ab[:, source].mean(axis=1)
+        hint[:2, where] = (colour / AB_SCALE)[:, None]
+        hint[2, where] = 1.0
+    return hint
+
+
+def hints_for(L: torch.Tensor, ab: torch.Tensor, rng: np.random.Generator, draw: HintDraw = HintDraw()) -> torch.Tensor:
+    """simulate_hints for a batch: L / 100 (N, 1, H, W), ab (N, 2, H, W) -> (N, 3, H, W)."""
+    L, ab = L[:, 0].numpy() * 100, ab.numpy()
+    return torch.from_numpy(np.stack([simulate_hints(l, a, rng, draw) for l, a in zip(L, ab)]))
 
 
 def load_val(folder: str, working_size: int, count: int = 16) -> np.ndarray:
@@ -174,11 +236,19 @@ def evaluate(model: ColorVAE, val: np.ndarray, bins: torch.Tensor, soft_sigma: f
     lat = model.config.latent
     shape = (len(L), lat, 1, 1)
     rgb, psnr = colouring(torch.zeros(shape) if lat else None)
+    if model.config.hints:  # ten seeded points from the truth, the bench's middle case
+        hint = hints_for(L, ab, np.random.default_rng(0), HintDraw(p_region=0, p_stroke=0, largest=1, exactly=10))
+        hinted = torch.from_numpy(annealed_mean(model.decode(L, torch.zeros(shape), hint).numpy(), bins.numpy(), TEMPERATURE))
+        hinted = F.interpolate(hinted, size=L.shape[2:], mode="bilinear", align_corners=False)
+        rgb10 = lab_to_rgb_keep_lightness(torch.cat([L * 100, hinted], dim=1).permute(0, 2, 3, 1).numpy())
+        psnr10 = 10 * np.log10(1 / ((np.round(rgb10 * 255) / 255 - truth) ** 2).mean(axis=(1, 2, 3)))
     out = {
         "ce": float(ce), "kl": float(kl), "psnr": float(psnr.mean()),
         "colourfulness": float(np.mean([colourfulness(x) for x in rgb])),
         "colourfulness_truth": float(np.mean([colourfulness(x) for x in truth])),
     }
+    if model.config.hints:
+        out["psnr_hints10"] = float(psnr10.mean())
     if lat:
         g = torch.Generator().manual_seed(0)
         draws = [colouring(torch.randn(shape, generator=g))[1] for _ in range(samples - 1)]
@@ -187,10 +257,23 @@ def evaluate(model: ColorVAE, val: np.ndarray, bins: torch.Tensor, soft_sigma: f
     return out
 
 
+def with_hints(state: dict, model: ColorVAE) -> tuple[dict, ColorVAE]:
+    """A model trained without hints, grown to take them: the new input channels start with zero weight,
+    so it colours as before until it learns what hints mean. Its optimizer state and cycle do not fit
+    the grown model: a fresh cycle starts."""
+    grown = build_model({**asdict(model.config), "hints": True})
+    ema = grown_weights(grown, {k: v.float() for k, v in state["ema"].items()})
+    log.info("grew %s to take colour hints", state["source"])
+    return {k: state[k] for k in ("step", "history", "source", "colour_prior") if k in state} | {"ema": ema}, grown
+
+
 def train(cfg: ColorizeTrainConfig) -> Path:
     state, model, step0 = start(cfg, build_model)
     if state is not None:  # the scale the model learnt at is part of the model, as its architecture is
         cfg.working_size = state["config"].get("working_size", cfg.working_size)
+        if cfg.hints and not model.config.hints:
+            state, model = with_hints(state, model)
+            cfg.net = asdict(model.config)
     bins = torch.from_numpy(ab_bins())
     if model.config.bins != len(bins):
         raise ValueError(f"the model predicts {model.config.bins} bins, restore.color.ab_bins has {len(bins)}")
@@ -201,9 +284,13 @@ def train(cfg: ColorizeTrainConfig) -> Path:
     prior = colour_prior(sampler.images, bins)
     weights = rebalancing_weights(prior, cfg.rebalance) if cfg.rebalance < 1 else None
 
+    rng = np.random.default_rng(cfg.seed + step0 + 1)
+    draw = HintDraw(**cfg.hint_draw)
+
     def step_loss(model, step):
         L, ab = lab_batch(sampler.batch(cfg.batch))
-        ce, kl = losses(model, L, ab, bins, cfg.soft_sigma, weights, cfg.p_zero, cfg.bf16)
+        hint = hints_for(L, ab, rng, draw) if model.config.hints else None
+        ce, kl = losses(model, L, ab, bins, cfg.soft_sigma, weights, cfg.p_zero, cfg.bf16, hint)
         return ce + cfg.kl_weight * min(1.0, step / cfg.kl_warmup) * kl
 
     return train_loop(cfg, model, state, step_loss, (lambda ema: evaluate(ema, val, bins, cfg.soft_sigma)) if val is not None else None,

@@ -1,4 +1,6 @@
-"""Train the blind denoising autoencoder: random crops of clean photos, synthetic Gaussian noise.
+"""Train the blind denoising autoencoder: random crops of clean photos, degraded by the realistic mix of
+restore.training.degrade (camera noise through a simulated camera, JPEG, correlated noise, grain and
+the benchmarks' i.i.d. Gaussian noise), so one model serves all of them.
 
 The loop itself (cycles, EMA, checkpoints, resume) is restore.training.loop; this module says what a
 batch is, what the loss is, and how progress is checked.
@@ -10,32 +12,46 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from restore.training.data import CropSampler, add_gaussian_noise, list_images, load_rgb, make_gray
+from restore.training.data import CropSampler, list_images, load_rgb
+from restore.training.degrade import Mix, degrade, gaussian
 from restore.training.loop import LoopConfig, low_precision, start, train_loop
 from restore.training.nets import DenoiseUNet, UNetConfig
+
+JPEG_BLOCK = 8  # crops are degraded with this much margin, then cut at a random offset: JPEG's grid moves
 
 
 @dataclass
 class DenoiseTrainConfig(LoopConfig):
     checkpoint: str = "runs/denoise/ckpt.pt"
     data: list[str] = field(default_factory=list)
-    val: str | None = None  # folder of clean images for a quick PSNR check (a few centre crops)
+    val: str | None = None  # folder of clean images for a quick Gaussian check (a few centre crops)
+    val_real: str | None = None  # folder of NAME_real / NAME_mean pairs (real camera noise) for a check
     batch: int = 16
     patch: int = 96
-    sigma_max: float = 55.0  # train a little past 50 so sigma 50 is not at the edge of what the model saw
-    p_quantized: float = 0.5  # share of inputs clipped and rounded to 8 bits
-    p_gray: float = 0.2  # share of inputs that are gray photos (same noise in all channels)
-    # Per-crop L1 weighted by (25 + 5) / (sigma + 5): the error a denoiser leaves grows with sigma, so an
-    # unweighted mean lets the noisiest crops drive training and low sigmas lag (the first 20k-step run
-    # trailed CBM3D by 0.9 dB at sigma 15 on smooth photos while beating it by 1.2 dB at 50).
-    balance_sigma: bool = True
+    mix: dict = field(default_factory=lambda: asdict(Mix()))
+    # Per-crop L1 weighted by (25 + 5) / (s + 5), s being the crop's own noise level (the standard deviation of
+    # noisy - target, 0-255 scale): the error a denoiser leaves grows with the noise, so an unweighted mean lets
+    # the noisiest crops drive training and the low levels, where real photos are, lag.
+    balance_noise: bool = True
     net: dict = field(default_factory=lambda: asdict(UNetConfig()))
 
 
-def to_tensor(batch_u8: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(batch_u8)).permute(0, 3, 1, 2).float() / 255.0
+def to_tensor(batch: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 or float in [0, 1] -> (N, 3, H, W) float32."""
+    x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float()
+    return x / 255.0 if batch.dtype == np.uint8 else x
+
+
+def degraded_batch(crops_u8: np.ndarray, patch: int, mix: Mix, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crops of patch + JPEG_BLOCK pixels -> (noisy, target), each (N, 3, patch, patch), degraded one by one."""
+    noisy, target = [], []
+    for crop in crops_u8:
+        x, y, _ = degrade(crop.astype(np.float32) / 255, rng, mix)
+        oy, ox = rng.integers(JPEG_BLOCK + 1, size=2)
+        noisy.append(x[oy : oy + patch, ox : ox + patch])
+        target.append(y[oy : oy + patch, ox : ox + patch])
+    return to_tensor(np.stack(noisy)), to_tensor(np.stack(target))
 
 
 def load_val(folder: str, size: int = 256, count: int = 8) -> torch.Tensor:
@@ -47,18 +63,38 @@ def load_val(folder: str, size: int = 256, count: int = 8) -> torch.Tensor:
     return to_tensor(np.stack(crops))
 
 
+def load_real_pairs(folder: str, size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centre crops of every NAME_real / NAME_mean pair: (noisy, ground truth)."""
+    from restore.bench.denoise import real_pairs
+
+    def centre(path):
+        im = load_rgb(path)
+        y, x = (im.shape[0] - size) // 2, (im.shape[1] - size) // 2
+        return im[y : y + size, x : x + size]
+
+    pairs = real_pairs(Path(folder))
+    return to_tensor(np.stack([centre(n) for n, _ in pairs])), to_tensor(np.stack([centre(m) for _, m in pairs]))
+
+
+def _psnr(out: torch.Tensor, truth: torch.Tensor) -> float:
+    mse = ((out.clamp(0, 1) - truth) ** 2).mean(dim=(1, 2, 3))
+    return float((10 * torch.log10(1 / mse)).mean())
+
+
 @torch.no_grad()
-def evaluate(model, clean: torch.Tensor) -> dict[str, float]:
-    """PSNR at sigma 15/25/50, float noise, fixed seed: comparable across the whole run."""
+def evaluate(model, clean: torch.Tensor | None, real: tuple[torch.Tensor, torch.Tensor] | None, chunk: int = 8) -> dict[str, float]:
+    """PSNR at sigma 15/25/50 (float noise, fixed seed) and on the real-noise pairs: comparable across the run."""
     model.eval()
     out = {}
-    for sigma in (15, 25, 50):
-        g = torch.Generator().manual_seed(sigma)
-        n = len(clean)
-        noisy = add_gaussian_noise(clean, torch.full((n,), float(sigma)), torch.zeros(n, dtype=torch.bool), g)
-        den = model(noisy).clamp(0, 1)
-        mse = ((den - clean) ** 2).mean(dim=(1, 2, 3))
-        out[f"psnr{sigma}"] = float((10 * torch.log10(1 / mse)).mean())
+    run = lambda x: torch.cat([model(part) for part in x.split(chunk)])  # noqa: E731
+    if clean is not None:
+        images = clean.permute(0, 2, 3, 1).numpy()
+        for sigma in (15, 25, 50):
+            rng = np.random.default_rng(sigma)
+            noisy = to_tensor(np.stack([gaussian(im, sigma, False, rng) for im in images]))
+            out[f"psnr{sigma}"] = _psnr(run(noisy), clean)
+    if real is not None:
+        out["psnr_real"] = _psnr(run(real[0]), real[1])
     model.train()
     return out
 
@@ -69,26 +105,22 @@ def build_model(net: dict) -> DenoiseUNet:
 
 def train(cfg: DenoiseTrainConfig) -> Path:
     state, model, step0 = start(cfg, build_model)
-    sampler = CropSampler([Path(d) for d in cfg.data], cfg.patch, seed=cfg.seed + step0)
-    gen = torch.Generator().manual_seed(cfg.seed + step0)
+    sampler = CropSampler([Path(d) for d in cfg.data], cfg.patch + JPEG_BLOCK, seed=cfg.seed + step0)
+    rng = np.random.default_rng(cfg.seed + step0 + 1)
+    mix = Mix(**cfg.mix)
     val = load_val(cfg.val) if cfg.val else None
-
-    # The weight's mean over sigma ~ U(0, sigma_max): dividing by it keeps the loss (and so the learning
-    # rate's meaning) on the scale of the unweighted L1.
-    balance_mean = 30.0 * np.log((cfg.sigma_max + 5.0) / 5.0) / cfg.sigma_max
+    real = load_real_pairs(cfg.val_real) if cfg.val_real else None
 
     def step_loss(model, step):
-        clean = to_tensor(sampler.batch(cfg.batch))
-        n = clean.shape[0]
-        gray = torch.rand(n, generator=gen) < cfg.p_gray
-        clean = make_gray(clean, gray)
-        sigma = torch.rand(n, generator=gen) * cfg.sigma_max
-        noisy = add_gaussian_noise(clean, sigma, torch.rand(n, generator=gen) < cfg.p_quantized, gen, gray)
+        noisy, target = degraded_batch(sampler.batch(cfg.batch), cfg.patch, mix, rng)
         with low_precision(cfg.bf16):
             denoised = model(noisy)
-        per_crop = (denoised.float() - clean).abs().mean(dim=(1, 2, 3))
-        if cfg.balance_sigma:
-            per_crop = per_crop * (30.0 / (sigma + 5.0)) / balance_mean
+        per_crop = (denoised.float() - target).abs().mean(dim=(1, 2, 3))
+        if cfg.balance_noise:
+            level = (noisy - target).flatten(1).std(dim=1) * 255
+            weight = 30.0 / (level + 5.0)
+            per_crop = per_crop * weight / weight.mean()
         return per_crop.mean()
 
-    return train_loop(cfg, model, state, step_loss, (lambda ema: evaluate(ema, val)) if val is not None else None)
+    checks = (lambda ema: evaluate(ema, val, real)) if val is not None or real is not None else None
+    return train_loop(cfg, model, state, step_loss, checks)
