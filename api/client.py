@@ -47,10 +47,14 @@ class ServiceClient:
             time.sleep(min(0.5 * 2**attempt, 10))
         raise Unreachable(f"the service at {self.http.base_url} stayed unavailable (503)")
 
-    def submit(self, path: Path, task: str, options: dict) -> str:
-        with open(path, "rb") as f:
-            r = self._request("POST", "/v1/jobs", files={"file": (path.name, f.read())},
-                              data={"task": task, "options": json.dumps(options)})
+    def submit(self, path: Path, task: str, options: dict, guidance: dict[str, Path] | None = None) -> str:
+        """Send one image (and its guidance images, by kind) as a job; its id."""
+        files = {"file": (path.name, Path(path).read_bytes())}
+        files |= {kind: (g.name, Path(g).read_bytes()) for kind, g in (guidance or {}).items()}
+        r = self._request("POST", "/v1/jobs", files=files, data={"task": task, "options": json.dumps(options)})
+        if r.status_code == 429:  # this key's limits: wait as told, then send again
+            time.sleep(min(float(r.headers.get("retry-after", 5)), 60))
+            return self.submit(path, task, options, guidance)
         if r.status_code in (400, 413):
             raise InputError(r.json()["detail"])  # the file's own error, as the in-process batch would say
         if r.status_code != 202:
@@ -82,9 +86,10 @@ def _detail(r: httpx.Response) -> str:
 def run_remote_batch(
     items: list[BatchItem], client: ServiceClient, task: str, options: dict, fmt: str | None, state_dir: Path,
     skip_existing: bool = False, in_flight: int = 8, on_done: Callable[[Outcome], None] | None = None,
-    poll_s: float = 0.2,
+    poll_s: float = 0.2, guidance: Callable[[BatchItem], dict[str, Path]] | None = None,
 ) -> list[Outcome]:
-    """Like restore.batch.run_batch, through the service; outcomes in the items' order."""
+    """Like restore.batch.run_batch, through the service; outcomes in the items' order. guidance(item):
+    the guidance images (by kind) to send with an item."""
     state_path = state_dir / STATE
     fingerprint = hashlib.sha256(json.dumps([task, options, fmt], sort_keys=True).encode()).hexdigest()[:16]
     saved = json.loads(state_path.read_text()) if state_path.exists() else {}
@@ -119,7 +124,8 @@ def run_remote_batch(
                 if job_id is None or client.status(job_id) is None:  # never sent, or expired on the server
                     try:
                         # The same format the in-process batch would write: the flag, else the target's suffix.
-                        job_id = client.submit(item.source, task, {**options, "format": fmt or format_for_path(item.target) or ""})
+                        job_id = client.submit(item.source, task, {**options, "format": fmt or format_for_path(item.target) or None},
+                                               guidance(item) if guidance else None)
                     except Unreachable:
                         raise
                     except RestoreError as e:  # this file's refusal (bad input, no model for the task, ...)

@@ -7,9 +7,10 @@ from typing import Annotated
 from celery import Celery
 from fastapi import Depends, Header, HTTPException, Request
 
-from api.guard import key_ok
-from workers.settings import ServiceSettings
-from workers.store import JobStore
+from restore.api.guard import key_ok
+from restore.api.submission import DecodeGate
+from restore.workers.settings import ServiceSettings
+from restore.workers.store import JobStore
 
 
 def get_settings(request: Request) -> ServiceSettings:
@@ -24,6 +25,10 @@ def get_celery(request: Request) -> Celery:
     return request.app.state.celery
 
 
+def get_gate(request: Request) -> DecodeGate:
+    return request.app.state.gate
+
+
 def get_owner(settings: Annotated[ServiceSettings, Depends(get_settings)], x_api_key: Annotated[str | None, Header()] = None) -> str:
     """The caller's identity: a hash of its API key when keys are configured, else everyone is ''."""
     if not settings.api_keys:
@@ -36,4 +41,5 @@ def get_owner(settings: Annotated[ServiceSettings, Depends(get_settings)], x_api
 SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
+GateDep = Annotated[DecodeGate, Depends(get_gate)]
 OwnerDep = Annotated[str, Depends(get_owner)]

@@ -25,15 +25,26 @@ class _TooLarge(HTTPException):
         super().__init__(413, f"the request is over the limit of {limit / 2**20:.1f} MB")
 
 
+# Outside /v1/, these tell about the service's insides (worker processes, devices, queue depths): with keys
+# configured they need one too (an API key, or one of the metrics keys). /healthz and the web page stay open.
+DETAILS = ("/metrics", "/readyz")
+
+
 class RequestGuard:
-    def __init__(self, app: ASGIApp, api_keys: list[str], max_job_bytes: int, max_batch_bytes: int):
-        self.app, self.keys = app, api_keys
+    def __init__(self, app: ASGIApp, api_keys: list[str], max_job_bytes: int, max_batch_bytes: int, metrics_keys: list[str] = ()):
+        self.app, self.keys, self.metrics_keys = app, api_keys, [*api_keys, *metrics_keys]
         self.max_job_bytes, self.max_batch_bytes = max_job_bytes, max_batch_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if scope["path"] in DETAILS:
+            if self.metrics_keys and not key_ok(headers.get("x-api-key"), self.metrics_keys):
+                return await _reply(send, 401, "missing or unknown X-API-Key", {"www-authenticate": "X-API-Key"})
+            return await self.app(scope, receive, send)
+        if not scope["path"].startswith("/v1/"):
+            return await self.app(scope, receive, send)
         if self.keys and not key_ok(headers.get("x-api-key"), self.keys):
             return await _reply(send, 401, "missing or unknown X-API-Key", {"www-authenticate": "X-API-Key"})
         limit = self.max_batch_bytes if scope["path"].startswith("/v1/batches") else self.max_job_bytes

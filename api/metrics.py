@@ -4,9 +4,9 @@ from __future__ import annotations
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from workers.celery_app import QUEUES
-from workers.registry import live_workers
-from workers.store import JobStore, STATES
+from restore.workers.celery_app import QUEUES
+from restore.workers.registry import live_workers
+from restore.workers.store import JobStore, STATES
 
 
 class RedisCollector(Collector):

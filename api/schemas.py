@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from workers.store import Job
+from restore.workers.store import Job
 
 
 class Links(BaseModel):

@@ -101,6 +101,20 @@ def overwrites(items: list[BatchItem], results: int = 1) -> dict[BatchItem, str]
     return refused
 
 
+def guidance_for(source: Path, in_dir: Path, folders: dict[str, Path]) -> dict[str, Path]:
+    """The guidance files of one photo: in each folder, the file at the photo's relative path with the
+    same name, or the same stem and any image suffix (a.jpg's mask may be a.png). Kinds with none are left out."""
+    relative = Path(source).relative_to(in_dir)
+    found = {}
+    for kind, folder in folders.items():
+        exact = folder / relative
+        candidates = [exact] + [exact.with_suffix("." + s) for s in FORMATS]
+        match = next((c for c in candidates if c.is_file()), None)
+        if match is not None:
+            found[kind] = match
+    return found
+
+
 def already_done(item: BatchItem) -> bool:
     """An output that exists is whole (outputs are written atomically), so --skip-existing can trust it."""
     return item.target.is_file() and item.target.stat().st_size > 0

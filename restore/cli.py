@@ -1,22 +1,26 @@
 """The `restore` command: assembles the commands, each in its own module under restore/commands."""
 import logging
+import sys
 
 import typer
 
 from restore.commands.batch_cmd import batch
-from restore.commands.bench_cmd import bench
+from restore.commands.bench_cmd import bench, expand_list_flags
 from restore.commands.models_cmd import models
 from restore.commands.restore_files import colorize, denoise, dewatermark
 from restore.commands.service_cmd import serve, worker
 from restore.commands.train_cmd import export, synth_watermarks, train
+from restore.tasks import TASKS
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Restore photos with trained autoencoders.")
-app.command()(denoise)
-app.command()(dewatermark)
-app.command()(colorize)
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+                  help="Restore photos with trained autoencoders.")
+for command in (denoise, dewatermark, colorize):
+    task = TASKS[command.__name__]
+    # \b keeps the example on its own line in the help text.
+    app.command(help=f"{task.summary}\n\n\b\nExample:\n  {task.example}")(command)
 app.command()(batch)
 app.command()(models)
-app.command(context_settings={"allow_extra_args": True})(bench)  # --sigma 15 25 50
+app.command()(bench)
 app.command()(train)
 app.command()(export)
 app.command(name="synth-watermarks")(synth_watermarks)
@@ -26,4 +30,5 @@ app.command()(worker)
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    app()
+    args = sys.argv[1:]
+    app(expand_list_flags(args) if args[:1] == ["bench"] else args)

@@ -111,10 +111,24 @@ def _read_bytes(source: str | os.PathLike | bytes | BinaryIO, max_bytes: int) ->
     return data, name
 
 
-def read_image(source: str | os.PathLike | bytes | BinaryIO, limits: Limits = Limits()) -> Picture:
-    """Decode a PNG, JPEG, WEBP, TIFF or BMP from a path, bytes or a binary stream, upright, with its
-    ICC profile. Raises InputError for anything that is not such an image within the limits."""
-    data, name = _read_bytes(source, limits.max_bytes)
+@dataclass(frozen=True)
+class Header:
+    """What an image's header says, read without decoding its pixels."""
+
+    size: tuple[int, int]  # (width, height), upright
+    format: str
+    channels: int  # colour and alpha together
+    bits: int
+
+    @property
+    def decoded_bytes(self) -> int:
+        """Memory its decoded pixels take."""
+        return self.size[0] * self.size[1] * self.channels * self.bits // 8
+
+
+def _open(data: bytes, name: str, limits: Limits) -> tuple[Image.Image, str]:
+    """Pillow's lazy image (header parsed, no pixels) and its format, checked: one of ours, within the
+    pixel limit, one frame, integer samples."""
     _check_pixels(name, _webp_size(data), limits)  # Pillow's WebP reader allocates its canvas at open time
     # Pillow's decoders report hostile input with a zoo of exception types (OSError, SyntaxError,
     # struct.error, ValueError, EOFError, ...); each means the file cannot be used, so all become InputError.
@@ -126,12 +140,46 @@ def read_image(source: str | os.PathLike | bytes | BinaryIO, limits: Limits = Li
         raise _unreadable(name, data) from None
     except Exception as e:
         raise InputError(f"{name} has a corrupt image header ({e})") from e
-    with im:
+    try:
         # Pillow names a JPEG with a second (preview or stereo) picture appended MPO; phones write many.
         fmt = "JPEG" if im.format == "MPO" else im.format
         _check_pixels(name, im.size, limits)
         if im.mode == "F":
             raise InputError(f"{name} has 32-bit float samples; convert it to 8 or 16-bit integers")
+        frames = getattr(im, "n_frames", 1) if fmt != "JPEG" else 1
+        if frames > 1:
+            raise InputError(f"{name} holds {frames} frames or pages (an animation or a multi-page {fmt}); restore takes one "
+                             "picture per file: save the frame or page you want as its own file")
+    except InputError:
+        im.close()
+        raise
+    except Exception as e:
+        im.close()
+        raise InputError(f"{name} has a corrupt image header ({e})") from e
+    return im, fmt
+
+
+def probe(source: str | os.PathLike | bytes | BinaryIO, limits: Limits = Limits()) -> Header:
+    """The header's facts, checked as read_image checks them, without decoding the pixels: what the
+    service checks an upload by when decoding it would cost too much memory."""
+    data, name = _read_bytes(source, limits.max_bytes)
+    im, fmt = _open(data, name, limits)
+    with im:
+        try:
+            turned = im.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8)
+        except Exception:  # an unreadable EXIF block: the pixels may still decode; read_image will tell
+            turned = False
+        bits = 16 if im.mode.startswith("I") or _wide_gray(im, data) is not None else 8
+        size = im.size[::-1] if turned else im.size
+        return Header(size, fmt, len(im.getbands()), bits)
+
+
+def read_image(source: str | os.PathLike | bytes | BinaryIO, limits: Limits = Limits()) -> Picture:
+    """Decode a PNG, JPEG, WEBP, TIFF or BMP from a path, bytes or a binary stream, upright, with its
+    ICC profile. Raises InputError for anything that is not such an image within the limits."""
+    data, name = _read_bytes(source, limits.max_bytes)
+    im, fmt = _open(data, name, limits)
+    with im:
         try:
             wide_gray = _wide_gray(im, data)
             im.load()  # also before OpenCV decodes: it finds truncation, and PNG's EXIF may follow the pixels
@@ -175,11 +223,19 @@ def _unreadable(name: str, data: bytes) -> InputError:
     """Why Pillow found no image, told from the magic bytes alone (its plugins' accept checks): no other
     format's parser runs."""
     Image.init()
-    magic = next((f for f, (_, accept) in Image.OPEN.items() if accept and accept(data[:16]) is True), None)
+    magic = next((f for f, (_, accept) in Image.OPEN.items() if accept and _accepts(accept, data[:16])), None)
     if magic in _ACCEPTED:
         return InputError(f"{name} has a corrupt {magic} header")
     what = f"an image in {magic} format, which is not accepted" if magic else "not a readable image"
     return InputError(f"{name} is {what}; send a {_ACCEPTED_NAMES} file")
+
+
+def _accepts(accept, prefix: bytes) -> bool:
+    """A plugin's check of the magic bytes; some raise on a prefix shorter than they expect (BMP's)."""
+    try:
+        return accept(prefix) is True
+    except Exception:
+        return False
 
 
 def _wide_gray(im: Image.Image, data: bytes) -> bool | None:

@@ -49,24 +49,30 @@ TINY_LATENT = 2
 
 
 def colorize_model(path: Path, latent: int = TINY_LATENT) -> None:
-    """Inputs and outputs like the real colorize model: L (N, 1, H, W) and one z (N, latent, 1, 1) per
-    photo in, logits over the ab bins at a quarter size out: a fixed 1x1 convolution of the 4x4-averaged
-    L plus one of z, so the colouring depends on both (and so on the seed)."""
+    """Inputs and outputs like the real colorize model: L (N, 1, H, W), one z (N, latent, 1, 1) per photo
+    and the hints (N, 3, H, W) in, logits over the ab bins at a quarter size out: fixed 1x1 convolutions
+    of the 4x4-averaged L, of z and of the 4x4-averaged hints, added, so the colouring depends on all
+    three (and so on the seed and the hints)."""
     from restore.color import ab_bins
 
     q = len(ab_bins())
     rng = np.random.default_rng(7)
-    w_l, w_z = (rng.normal(0, 3, (q, c, 1, 1)).astype(np.float32) for c in (1, latent))
+    w_l, w_z, w_h = (rng.normal(0, 3, (q, c, 1, 1)).astype(np.float32) for c in (1, latent, 3))
     x = helper.make_tensor_value_info("L", TensorProto.FLOAT, ["n", 1, "h", "w"])
     z = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["n", latent, 1, 1])
+    hint = helper.make_tensor_value_info("hint", TensorProto.FLOAT, ["n", 3, "h", "w"])
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", q, "hq", "wq"])
     nodes = [
         helper.make_node("AveragePool", ["L"], ["Lq"], kernel_shape=[4, 4], strides=[4, 4]),
         helper.make_node("Conv", ["Lq", "WL"], ["from_l"]),
         helper.make_node("Conv", ["z", "WZ"], ["from_z"]),
-        helper.make_node("Add", ["from_l", "from_z"], ["logits"]),
+        helper.make_node("AveragePool", ["hint"], ["Hq"], kernel_shape=[4, 4], strides=[4, 4]),
+        helper.make_node("Conv", ["Hq", "WH"], ["from_h"]),
+        helper.make_node("Add", ["from_l", "from_z"], ["lz"]),
+        helper.make_node("Add", ["lz", "from_h"], ["logits"]),
     ]
-    graph = helper.make_graph(nodes, "tiny-colorize", [x, z], [y], [numpy_helper.from_array(w_l, "WL"), numpy_helper.from_array(w_z, "WZ")])
+    weights = [numpy_helper.from_array(w, n) for w, n in ((w_l, "WL"), (w_z, "WZ"), (w_h, "WH"))]
+    graph = helper.make_graph(nodes, "tiny-colorize", [x, z, hint], [y], weights)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     path.write_bytes(model.SerializeToString())
@@ -107,7 +113,7 @@ def write_models_dir(folder: Path, kernel: np.ndarray, multiple_of: int = 8) -> 
     entries.append({
         "name": "tiny-colorize", "version": "0", "task": "colorize", "file": "tiny-colorize.onnx",
         "sha256": hashlib.sha256((folder / "tiny-colorize.onnx").read_bytes()).hexdigest(),
-        "input": {"name": "L", "multiple_of": 16, "working_size": 64, "latent": TINY_LATENT},
+        "input": {"name": "L", "multiple_of": 16, "working_size": 64, "latent": TINY_LATENT, "hint": "(N, 3, H, W)"},
         "output": {"logits": {"bins": ab_bins().tolist(), "temperature": 0.38}},
     })
     (folder / "manifest.json").write_text(json.dumps({"models": entries}))

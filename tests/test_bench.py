@@ -9,6 +9,7 @@ from conftest import smooth_image
 from restore.bench.denoise import noisy_version, run_bench
 from restore.bench.metrics import psnr, ssim
 from restore.cli import app
+from restore.commands.bench_cmd import expand_list_flags
 
 
 def test_metrics():
@@ -39,13 +40,13 @@ def test_bench_runs_the_baselines_on_the_same_inputs(identity_ctx, identity_mode
                                       "--baseline", "nlm", "--json", str(tmp_path / "b.json")],
                                 env={"RESTORE_MODELS_DIR": str(identity_models)})
     assert result.exit_code == 0, result.output
-    assert "| 8bit | 15 | nlm |" in result.output and "CBM3D 33.52" in result.output
+    assert "| 8bit 15 | nlm |" in result.output and "CBM3D 33.52" in result.output
     report = json.loads((tmp_path / "b.json").read_text())
-    assert len(report["rows"]) == 3 and report["images"] == 2 and report["large_image_sec_per_mp"] > 0
-    # The issue's own spelling: several values after one flag.
-    result = CliRunner().invoke(app, ["bench", "denoise", "--data", str(tmp_path), "--sigma", "15", "25", "--protocol", "8bit",
-                                      "--baseline", "nlm", "--json", str(tmp_path / "c.json")],
-                                env={"RESTORE_MODELS_DIR": str(identity_models)})
+    assert len(report["rows"]) == 3 and report["rows"][0]["images"] == 2 and report["large_image_sec_per_mp"]["restore (ours)"] > 0
+    # Several values after one flag, as the command line spells them.
+    args = expand_list_flags(["bench", "denoise", "--data", str(tmp_path), "--sigma", "15", "25", "--protocol", "8bit",
+                              "--baseline", "nlm", "--json", str(tmp_path / "c.json")])
+    result = CliRunner().invoke(app, args, env={"RESTORE_MODELS_DIR": str(identity_models)})
     assert result.exit_code == 0, result.output
     assert {r["sigma"] for r in json.loads((tmp_path / "c.json").read_text())["rows"]} == {15, 25}
 
@@ -103,6 +104,10 @@ def test_colorize_bench_command(tmp_path):
     assert "minus truth's" in result.output and "| VAE, best of 8 |" in result.output
     report = json.loads((tmp_path / "c.json").read_text())
     rows = {r["method"]: r for r in report["rows"]}
-    assert set(rows) == {"gray input (ab = 0)", "deterministic autoencoder", "VAE, default sample", "VAE, best of 8"}
+    hinted = {f"VAE, {k} hint points" for k in (1, 5, 10, 20)}
+    assert set(rows) == {"gray input (ab = 0)", "deterministic autoencoder", "VAE, default sample", "VAE, best of 8"} | hinted
+    assert report["hint_misses"] == 0 and report["hinted_pixels"] == 2 * 36  # every hinted pixel has its colour
+    assert rows["VAE, 20 hint points"]["psnr"] > rows["VAE, default sample"]["psnr"]
+    assert report["diversity_local_ab"] <= report["diversity_ab"] and rows["VAE, default sample"]["cast"] >= 0
     assert rows["VAE, best of 8"]["psnr"] >= rows["VAE, default sample"]["psnr"]
     assert rows["gray input (ab = 0)"]["colourfulness"] == 0 and report["truth_colourfulness"] > 0

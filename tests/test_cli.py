@@ -55,8 +55,8 @@ def test_denoise_keeps_the_input_format(cli, tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--sigma", "loud"], "--sigma must be a number"),
-        (["--sigma", "500"], "between 0 and 100"),
+        (["--sigma", "25"], "sigma ('25') was replaced by strength"),
+        (["--strength", "2"], "less than or equal to 1"),
         (["--format", "xyz"], "unknown format 'xyz'"),
         (["--options", "{bad"], "not valid JSON"),
         (["--device", "tpu"], "device"),
@@ -124,7 +124,7 @@ def test_batch_skip_existing(cli, tmp_path):
 
 def test_batch_bad_options_fail_once_up_front(cli, tmp_path):
     src = tree(tmp_path)
-    result = cli("batch", src, tmp_path / "out", "--options", '{"sigma": "loud"}')
+    result = cli("batch", src, tmp_path / "out", "--options", '{"strength": "loud"}')
     assert result.exit_code == 1 and "bad options for denoise" in result.output
     assert not (tmp_path / "out").exists()
 

@@ -6,8 +6,8 @@ import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
-import api.client
-from api.client import ServiceClient, run_remote_batch
+import restore.api.client
+from restore.api.client import ServiceClient, run_remote_batch
 from restore.batch import plan_batch
 from restore.cli import app
 
@@ -22,7 +22,7 @@ def folder(tmp_path, n=3):
 
 def test_a_503_without_retry_after_is_the_files_answer_not_an_outage(tmp_path, monkeypatch):
     """No model for the task: each file fails with the server's reason, at once, and the batch goes on."""
-    monkeypatch.setattr(api.client.time, "sleep", lambda s: None)
+    monkeypatch.setattr(restore.api.client.time, "sleep", lambda s: None)
     calls = []
 
     def answer(request):
@@ -38,8 +38,8 @@ def test_a_503_without_retry_after_is_the_files_answer_not_an_outage(tmp_path, m
 
 
 def test_an_unreachable_service_stops_the_batch_with_a_summary(tmp_path, monkeypatch):
-    monkeypatch.setattr(api.client, "RETRIES", 2)
-    monkeypatch.setattr(api.client.time, "sleep", lambda s: None)
+    monkeypatch.setattr(restore.api.client, "RETRIES", 2)
+    monkeypatch.setattr(restore.api.client.time, "sleep", lambda s: None)
     src, out = folder(tmp_path), tmp_path / "out"
     result = CliRunner().invoke(app, ["batch", str(src), str(out), "--server", "http://127.0.0.1:9"])
     assert result.exit_code == 1

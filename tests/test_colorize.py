@@ -1,4 +1,6 @@
 """Colorization: Lab conversions, decoding, full-size composition, sampling under a seed, the command line."""
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -109,7 +111,7 @@ def test_samples_are_reproducible_under_a_seed(identity_ctx):
     assert not np.array_equal(first.pictures[1].color, other.pictures[1].color)
     assert len({p.color.tobytes() for p in first.pictures}) == 4  # the samples differ
     assert np.abs(lightness(first.pictures[2].color) - lightness(gray.color)).max() < 1.0  # the photo's L is kept
-    metrics = first.metrics["tasks"]["colorize"]
+    metrics = first.metrics["tasks"][0]
     assert metrics["samples"] == 4 and metrics["seed"] == 11 and metrics["converted_to_gray"] is False
 
 
@@ -118,7 +120,7 @@ def test_colour_input_is_made_gray_first(identity_ctx):
     as_gray = np.repeat(np.round(gray_of(colour / 255.0)[..., :1] * 255).astype(np.uint8), 3, axis=2)
     a = run("colorize", Picture(colour, None, "PNG"), {}, identity_ctx)
     b = run("colorize", Picture(as_gray, None, "PNG"), {}, identity_ctx)
-    assert a.metrics["tasks"]["colorize"]["converted_to_gray"] is True
+    assert a.metrics["tasks"][0]["converted_to_gray"] is True
     assert np.abs(a.picture.color.astype(int) - b.picture.color.astype(int)).max() <= 2  # only L mattered
 
 
@@ -129,8 +131,8 @@ def test_alpha_16_bit_and_chains(identity_ctx):
     assert result.picture.color.dtype == np.uint16 and result.picture.color.shape == (48, 64, 3)
     assert all(np.array_equal(p.alpha, alpha) for p in result.pictures)
     chained = run("colorize,denoise", Picture(gray, None, "PNG"), {"samples": 3}, identity_ctx)
-    assert len(chained.pictures) == 3 and list(chained.metrics["tasks"]) == ["colorize", "denoise"]
-    before = run("denoise,colorize", Picture(gray, None, "PNG"), {"samples": 2, "sigma": 10}, identity_ctx)
+    assert len(chained.pictures) == 3 and [m["task"] for m in chained.metrics["tasks"]] == ["colorize", "denoise"]
+    before = run("denoise,colorize", Picture(gray, None, "PNG"), {"samples": 2, "strength": 0.5}, identity_ctx)
     assert len(before.pictures) == 2
 
 
@@ -160,3 +162,115 @@ def test_command_line_writes_one_file_per_sample(tmp_path, identity_models, monk
                                  "--options", '{"samples": 2}'])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "b").glob("*.jpg")) == ["old photo.jpg", "old photo_1.jpg"]
+
+
+def hints_image(size, spots, alpha=True):
+    """An RGBA (or RGB, black = none) image of size (w, h) with each (x, y, (r, g, b)) painted 3x3."""
+    w, h = size
+    image = np.zeros((h, w, 4 if alpha else 3), np.uint8)
+    for x, y, rgb in spots:
+        image[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2, :3] = rgb
+        if alpha:
+            image[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2, 3] = 255
+    return image
+
+
+def test_hint_parsing_and_validation():
+    from restore.guidance import hints_at, hints_from, parse_colour, parse_point
+
+    assert parse_point("12, 7, #C0392B") == (12, 7, "#C0392B")
+    assert np.allclose(parse_colour("00ff80"), [0, 1, 128 / 255])
+    for bad, message in (("12,7", "X,Y,#RRGGBB"), ("a,b,#ffffff", "X,Y,#RRGGBB"), ("1,2,#ffff", "six hexadecimal digits")):
+        with pytest.raises(InputError, match=message):
+            parse_point(bad)
+    with pytest.raises(InputError, match=r"hint at 64,3 is outside the 64x48 image \(x 0-63, y 0-47\)"):
+        hints_at([(64, 3, "#ff0000")], (64, 48))
+    red = hints_at([(5, 6, "#ff0000")], (64, 48))
+    assert (red.rows[0], red.cols[0]) == (6, 5) and red.ab[0, 0] > 70  # red: strongly positive a
+    painted = read_image(encode_png(hints_image((64, 48), [(10, 10, (200, 30, 30))])))
+    hints = hints_from(painted)
+    assert len(hints) == 9 and set(hints.rows) == {9, 10, 11}
+    no_alpha = hints_from(read_image(encode_png(hints_image((64, 48), [(10, 10, (0, 0, 200))], alpha=False))))
+    assert len(no_alpha) == 9 and (no_alpha.ab[:, 1] < -50).all()  # blue: negative b; black elsewhere is no hint
+    both = hints.merged(hints_at([(10, 10, "#0000ff")], (64, 48)))
+    assert len(both) == 9 and both.ab[both.rows * 64 + both.cols == 10 * 64 + 10][0, 1] < -50  # the later hint wins
+
+
+def encode_png(array):
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_hinted_pixels_get_their_colour_and_it_spreads(identity_ctx):
+    from restore.bench.colorize import hint_misses
+    from restore.guidance import hints_at
+
+    gray = Picture((smooth_image(80, 120).mean(axis=2, keepdims=True) * 255).astype(np.uint8), None, "PNG")
+    points = [{"x": 30, "y": 20, "color": "#d02020"}, {"x": 90, "y": 60, "color": "#2040e0"}, {"x": 60, "y": 40, "color": "#ffff00"}]
+    result = run("colorize", gray, {"hints": points, "samples": 3, "seed": 4}, identity_ctx)
+    hints = hints_at([(p["x"], p["y"], p["color"]) for p in points], (120, 80))
+    L = lightness(gray.color)
+    for picture in result.pictures:  # the user's hints hold in every sample
+        assert hint_misses(picture.color / 255.0, L, hints) == 0
+    plain = run("colorize", gray, {}, identity_ctx).picture.color / 255.0
+    hinted = result.picture.color / 255.0
+    red_a = lambda image: rgb_to_lab(image[16:25, 26:35])[..., 1].mean()  # noqa: E731 (a around the red hint)
+    assert red_a(hinted) > red_a(plain) + 5  # the hint's colour reaches past its own pixel
+    assert result.metrics["tasks"][0]["hinted_pixels"] == 3
+    again = run("colorize", gray, {"hints": points, "samples": 3, "seed": 4}, identity_ctx)
+    assert all(np.array_equal(a.color, b.color) for a, b in zip(result.pictures, again.pictures))
+
+
+def test_hints_from_an_image_and_their_checks(identity_ctx):
+    from restore.bench.colorize import hint_misses
+    from restore.guidance import hints_from
+
+    gray = Picture((smooth_image(48, 64).mean(axis=2, keepdims=True) * 255).astype(np.uint8), None, "PNG")
+    painted = Picture(hints_image((64, 48), [(20, 20, (30, 160, 40))])[..., :3], hints_image((64, 48), [(20, 20, (30, 160, 40))])[..., 3], "PNG")
+    result = run("colorize", gray, {}, identity_ctx, {"hints": painted})
+    assert hint_misses(result.picture.color / 255.0, lightness(gray.color), hints_from(painted)) == 0
+    with pytest.raises(InputError, match="the hints is 32x48, the image 64x48"):
+        run("colorize", gray, {}, identity_ctx, {"hints": Picture(painted.color[:, :32], painted.alpha[:, :32], "PNG")})
+    with pytest.raises(InputError, match="a hints is used only by colorize"):
+        run("denoise", gray, {}, identity_ctx, {"hints": painted})
+    with pytest.raises(InputError, match="outside the 64x48 image"):
+        run("colorize", gray, {"hints": [{"x": 5, "y": 48, "color": "#ffffff"}]}, identity_ctx)
+    with pytest.raises(InputError, match="hints.0.color"):
+        run("colorize", gray, {"hints": [{"x": 5, "y": 4, "color": "red"}]}, identity_ctx)
+
+
+def test_samples_differ_region_by_region(identity_ctx):
+    """After each sample's mean colour is taken away, the samples still differ: they are not one colouring
+    tinted several ways."""
+    from restore.bench.colorize import diversity
+
+    gray = Picture((smooth_image(96, 128).mean(axis=2, keepdims=True) * 255).astype(np.uint8), None, "PNG")
+    outs = [p.color / 255.0 for p in run("colorize", gray, {"samples": 4, "seed": 1}, identity_ctx).pictures]
+    assert diversity(outs, local=True) > 1.0
+
+
+def test_command_line_hints(tmp_path, identity_models, monkeypatch):
+    monkeypatch.setenv("RESTORE_MODELS_DIR", str(identity_models))
+    src = tmp_path / "old.png"
+    Image.fromarray((smooth_image(40, 60).mean(axis=2) * 255).astype(np.uint8)).save(src)
+    Image.fromarray(hints_image((60, 40), [(10, 10, (200, 30, 30))])).save(tmp_path / "hints.png")
+    runner = CliRunner()
+    result = runner.invoke(app, ["colorize", str(src), "-o", str(tmp_path / "a.png"), "--hint", "5,6,#2040e0",
+                                 "--hint", "50,30,#ffff00", "--hints", str(tmp_path / "hints.png")])
+    assert result.exit_code == 0, result.output
+    assert '"hinted_pixels": 11' in result.output
+    result = runner.invoke(app, ["colorize", str(src), "-o", str(tmp_path / "b.png"), "--hint", "60,6,#2040e0"])
+    assert result.exit_code == 1 and "outside the 60x40 image" in result.output and not (tmp_path / "b.png").exists()
+    result = runner.invoke(app, ["colorize", str(src), "-o", str(tmp_path / "b.png"), "--hint", "5;6;blue"])
+    assert result.exit_code == 1 and "X,Y,#RRGGBB" in result.output
+    hints_dir = tmp_path / "hints"
+    hints_dir.mkdir()
+    Image.fromarray(hints_image((60, 40), [(10, 10, (200, 30, 30))])).save(hints_dir / "old.png")
+    result = runner.invoke(app, ["batch", str(tmp_path), str(tmp_path / "out"), "--task", "colorize", "--include", "old.png",
+                                 "--hints", str(hints_dir)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "out" / "restore-summary.json").read_text())
+    assert summary["files"][0]["metrics"]["tasks"][0]["hinted_pixels"] == 9

@@ -36,7 +36,7 @@ def test_denoises_gray_photos(shipped_ctx):
     result = run("denoise", Picture(noisy, None, "PNG"), {}, shipped_ctx)
     assert result.picture.color.shape == clean.shape
     assert psnr(result.picture.color / 255.0, clean) > psnr(noisy / 255.0, clean) + 6
-    assert result.metrics["tasks"]["denoise"]["sigma_estimated"] == pytest.approx(25, rel=0.25)
+    assert result.metrics["tasks"][0]["noise_removed"] == pytest.approx(25, rel=0.25)  # as strong as Gaussian sigma 25
 
 
 def test_tiled_and_whole_image_agree():
@@ -50,10 +50,21 @@ def test_tiled_and_whole_image_agree():
     assert psnr(b, clean) == pytest.approx(psnr(a, clean), abs=0.1)
 
 
-def test_fixed_sigma_controls_strength(shipped_ctx, crop):
+def split(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(brightness, colour) of an (H, W, 3) image: the channels' mean, and what is left."""
+    luma = image.mean(axis=2, keepdims=True)
+    return luma, image - luma
+
+
+def test_strength_takes_out_colour_noise_first_and_grain_second(shipped_ctx, crop):
     noisy = Picture(noisy_u8(crop, 25), None, "PNG")
-    outputs = {s: run("denoise", noisy, {"sigma": s}, shipped_ctx) for s in (8, 16, "auto", 50)}
-    residual = {s: np.abs(r.picture.color / 255.0 - noisy.color / 255.0).mean() for s, r in outputs.items()}
-    assert residual[8] < residual[16] < residual["auto"]  # below the estimated level: gentler
-    assert residual[50] == residual["auto"]  # the blind model already removes all it finds
-    assert outputs[8].metrics["tasks"]["denoise"]["strength"] == pytest.approx(8 / 25, rel=0.15)
+    outputs = {s: run("denoise", noisy, {"strength": s}, shipped_ctx).picture.color / 255.0 for s in (0.0, 0.5, 1.0)}
+    # Noise left, in brightness and in colour, against the clean crop.
+    left = {s: [float(part.std()) for part in split(out - crop)] for s, out in outputs.items()}
+    luma0, chroma0 = left[0.0]
+    luma_half, chroma_half = left[0.5]
+    luma1, chroma1 = left[1.0]
+    assert chroma_half < 0.4 * chroma0 and chroma_half == pytest.approx(chroma1, rel=0.1)  # colour noise gone at 0.5
+    assert luma_half == pytest.approx(luma0, rel=0.05)  # the grain kept at 0.5
+    assert luma1 < 0.5 * luma0  # and taken out at 1
+    np.testing.assert_array_equal(outputs[0.0], noisy.color / 255.0)

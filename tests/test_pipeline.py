@@ -4,8 +4,9 @@ import pytest
 from conftest import smooth_image
 from restore.errors import InputError
 from restore.io import Picture
-from restore.pipeline import parse_tasks, run
-from restore.tasks.denoise import estimate_sigma
+from restore.pipeline import MAX_CHAIN, parse_tasks, plan, run
+from restore.settings import Settings
+from restore.tasks.base import Context
 
 
 def picture(color, alpha=None, fmt="PNG"):
@@ -26,33 +27,31 @@ def test_output_keeps_size_depth_alpha_and_format(identity_ctx, channels, dtype)
     assert out.color.shape == color.shape and out.color.dtype == dtype
     assert out.alpha is alpha and out.format == "TIFF"
     np.testing.assert_array_equal(out.color, color)  # the identity model changes nothing, tiles or not
-    assert result.metrics["tasks"]["denoise"]["providers"] == ["CPUExecutionProvider"]
+    assert result.metrics["tasks"][0]["providers"] == ["CPUExecutionProvider"]
     assert result.metrics["width"] == 53 and result.metrics["height"] == 37
 
 
-def test_sigma_zero_returns_the_input(identity_ctx):
+def test_strength_zero_returns_the_input(identity_ctx):
     color = u8(smooth_image())
-    result = run("denoise", picture(color), {"sigma": 0}, identity_ctx)
+    result = run("denoise", picture(color), {"strength": 0}, identity_ctx)
     np.testing.assert_array_equal(result.picture.color, color)
-    assert "model" not in result.metrics["tasks"]["denoise"]  # no session was needed
-
-
-@pytest.mark.parametrize("sigma", [5, 15, 25, 50])
-def test_noise_level_is_estimated(sigma):
-    clean = smooth_image(256, 256) * 255
-    noisy = clean + np.random.default_rng(sigma).normal(0, sigma, clean.shape)
-    assert estimate_sigma(noisy.astype(np.float32) / 255) == pytest.approx(sigma, rel=0.1)
-    assert estimate_sigma(np.clip(np.round(noisy), 0, 255).astype(np.uint8)) == pytest.approx(sigma, rel=0.15, abs=1)
+    assert "model" not in result.metrics["tasks"][0]  # no session was needed
 
 
 @pytest.mark.parametrize(
     "tasks,options,message",
     [
         ("sharpen", {}, "unknown task 'sharpen'; choose from denoise, dewatermark"),
-        ("", {}, "no task"),
-        ("denoise", {"sigmaa": 3}, "unknown option(s) sigmaa"),
-        ("denoise", {"sigma": -1}, "between 0 and 100"),
-        ("denoise", {"sigma": "loud"}, "bad options for denoise"),
+        ("", {}, "no task given"),
+        (" , ", {}, "no task given"),
+        ("denoise,,denoise", {}, "an empty name"),
+        (",".join(["denoise"] * (MAX_CHAIN + 1)), {}, f"a chain of {MAX_CHAIN + 1} tasks; the limit is {MAX_CHAIN}"),
+        ("colorize,colorize", {"samples": 3}, "makes 9 images per input; the limit is 8"),
+        ("denoise", {"strengthh": 3}, "unknown option(s) strengthh"),
+        ("denoise", {"strength": 1.5}, "less than or equal to 1"),
+        ("denoise", {"strength": "loud"}, "bad options for denoise"),
+        ("denoise", {"sigma": 25}, "sigma (25) was replaced by strength"),
+        ("denoise", {"format": "gif"}, "unknown format 'gif'"),
     ],
 )
 def test_bad_requests_are_input_errors(identity_ctx, tasks, options, message):
@@ -60,9 +59,11 @@ def test_bad_requests_are_input_errors(identity_ctx, tasks, options, message):
         run(tasks, picture(u8(smooth_image(16, 16))), options, identity_ctx)
 
 
-def test_chain_parsing():
-    assert parse_tasks("denoise, denoise") == ["denoise", "denoise"]
-    assert parse_tasks(["denoise"]) == ["denoise"]
+def test_chain_parsing_and_old_option_values():
+    assert parse_tasks("denoise, denoise") == ("denoise", "denoise")
+    assert parse_tasks(["denoise"]) == ("denoise",)
+    assert plan("denoise", {"sigma": "auto"}).options[0].strength == 1.0  # the old default still works
+    assert plan("colorize,denoise", {"samples": 4, "format": "PNG"}).results == 4
 
 
 @pytest.mark.parametrize("channels,dtype", [(3, np.uint8), (1, np.uint16)])
@@ -74,7 +75,7 @@ def test_dewatermark_keeps_unmarked_pixels_and_reports_the_marked_fraction(ident
     out = result.picture.color
     np.testing.assert_array_equal(out[:, 15:], color[:, 15:])  # found nothing there: exactly as it was
     assert out.dtype == dtype and (out[:, :15] < top).all()  # repainted, half from the dark surround
-    assert result.metrics["tasks"]["dewatermark"]["watermarked_fraction"] == pytest.approx(0.25)
+    assert result.metrics["tasks"][0]["watermarked_fraction"] == pytest.approx(0.25)
 
 
 def test_found_pixels_mix_the_model_repaint_with_inpainting():
@@ -96,7 +97,6 @@ def test_found_pixels_mix_the_model_repaint_with_inpainting():
     for share, where in ((INPAINT_SMOOTH, (slice(None), slice(12, 18), slice(8, 20))),
                          (INPAINT_TEXTURED, (slice(None), slice(14, 17), slice(46, 49)))):
         np.testing.assert_allclose(out[where], (1 - share) * restored[where] + share * filled[where], atol=1e-6)
-    assert INPAINT_SMOOTH > INPAINT_TEXTURED
     assert _blend_inpainting(image, restored, np.zeros_like(found)) is restored
 
 
@@ -128,28 +128,43 @@ def test_the_ensemble_averages_the_photo_and_its_half_turn():
 def test_the_ensemble_is_an_option(identity_ctx):
     color = u8(smooth_image(32, 48))
     runs = {flag: run("dewatermark", picture(color), {"ensemble": flag}, identity_ctx) for flag in (True, False)}
-    assert runs[True].metrics["tasks"]["dewatermark"]["ensemble"] and not runs[False].metrics["tasks"]["dewatermark"]["ensemble"]
+    assert runs[True].metrics["tasks"][0]["ensemble"] and not runs[False].metrics["tasks"][0]["ensemble"]
     # The tiny model works pixel by pixel, so turning the photo changes nothing it computes (but rounding).
     np.testing.assert_allclose(runs[True].picture.color, runs[False].picture.color, atol=1)
     with pytest.raises(InputError, match="ensemble"):
         run("dewatermark", picture(color), {"ensemble": "sometimes"}, identity_ctx)
 
 
-def test_chains_run_in_order(identity_ctx):
-    color = u8(smooth_image(32, 48) * 0.4)  # dark: the tiny dewatermark model finds no mark
-    result = run("dewatermark,denoise", picture(color), {"sigma": 10}, identity_ctx)
-    assert list(result.metrics["tasks"]) == ["dewatermark", "denoise"]
-    np.testing.assert_array_equal(result.picture.color, color)
+def test_chains_run_in_order(blur_models):
+    """A chain is its steps one after the other, in the order given: with a blur for denoise and the tiny
+    dewatermark model (which repaints bright pixels from their surroundings) the two orders differ."""
+    ctx = Context.create(Settings(models_dir=blur_models, device="cpu", threads=1))
+    color = u8(smooth_image(32, 48))
+    color[10:14, 20:30] = 255  # a bright bar: dewatermark repaints it, denoise smears it first
+    chained = run("dewatermark,denoise", picture(color), {"strength": 1}, ctx)
+    first = run("dewatermark", picture(color), {}, ctx).picture
+    by_hand = run("denoise", first, {}, ctx).picture
+    np.testing.assert_array_equal(chained.picture.color, by_hand.color)
+    reverse = run("denoise,dewatermark", picture(color), {}, ctx)
+    assert not np.array_equal(reverse.picture.color, chained.picture.color)
+    assert [step["task"] for step in chained.metrics["tasks"]] == ["dewatermark", "denoise"]
+
+
+def test_a_task_repeated_in_a_chain_keeps_each_steps_metrics(identity_ctx):
+    result = run("denoise,denoise", picture(u8(smooth_image(16, 16))), {}, identity_ctx)
+    assert [step["task"] for step in result.metrics["tasks"]] == ["denoise", "denoise"]
 
 
 def test_a_user_mask_guides_dewatermark(identity_ctx):
     color = np.zeros((40, 60, 3), np.uint8)
     hint = np.zeros((40, 60, 1), np.uint8)
     hint[:20] = 255  # the user marks the top half
-    result = run("dewatermark", picture(color), {}, identity_ctx, mask=picture(hint))
-    metrics = result.metrics["tasks"]["dewatermark"]
+    result = run("dewatermark", picture(color), {}, identity_ctx, {"mask": picture(hint)})
+    metrics = result.metrics["tasks"][0]
     assert metrics["guided"] and metrics["watermarked_fraction"] == pytest.approx(0.5)
     with pytest.raises(InputError, match="the mask is 60x20, the image 60x40"):
-        run("dewatermark", picture(color), {}, identity_ctx, mask=picture(hint[:20]))
+        run("dewatermark", picture(color), {}, identity_ctx, {"mask": picture(hint[:20])})
     with pytest.raises(InputError, match="a mask is used only by dewatermark"):
-        run("denoise", picture(color), {}, identity_ctx, mask=picture(hint))
+        run("denoise", picture(color), {}, identity_ctx, {"mask": picture(hint)})
+    with pytest.raises(InputError, match="unknown guidance 'scribble'"):
+        plan("denoise", {}, ("scribble",))

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from celery import Celery
 
-from workers.settings import ServiceSettings
+from restore.workers.settings import ServiceSettings
 
 QUEUES = ("cpu", "gpu")
 
 
 def create_celery(settings: ServiceSettings) -> Celery:
-    app = Celery("restore", broker=settings.redis_url, include=["workers.tasks"])
+    app = Celery("restore", broker=settings.redis_url, include=["restore.workers.tasks"])
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],

@@ -16,7 +16,7 @@ from celery import Celery
 from celery.contrib.migrate import move
 from kombu import Exchange, Queue
 
-from workers.registry import serving
+from restore.workers.registry import serving
 
 log = logging.getLogger(__name__)
 

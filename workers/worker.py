@@ -1,6 +1,6 @@
 """The worker's app and settings, read once from the environment: `celery -A workers.worker worker`."""
-from workers.celery_app import create_celery
-from workers.settings import ServiceSettings
+from restore.workers.celery_app import create_celery
+from restore.workers.settings import ServiceSettings
 
 settings = ServiceSettings()
 app = create_celery(settings)

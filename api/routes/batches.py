@@ -12,12 +12,13 @@ import redis
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
-from api.deps import CeleryDep, OwnerDep, SettingsDep, StoreDep
-from api.media import suffix
-from api.submission import split_format, submit
-from restore.pipeline import options_from_json, validate
-from restore.errors import InputError, TooLarge
-from workers.store import TERMINAL, Job, JobStore, new_id
+from restore.api.deps import CeleryDep, GateDep, OwnerDep, SettingsDep, StoreDep
+from restore.api.media import suffix
+from restore.api.routes.jobs import OPTIONS_HELP
+from restore.api.submission import admit, check_request, choose_queue, enqueue, options_of, upload_bytes
+from restore.errors import InputError
+from restore.pipeline import options_from_json, plan
+from restore.workers.store import TERMINAL, Job, JobStore, new_id
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
@@ -44,34 +45,56 @@ def batch_view(store: JobStore, batch: dict) -> dict:
 ARCHIVE_IN_MEMORY = 64 * 2**20
 
 
+def _by_stem(uploads: list[bytes], names: list[str]) -> dict[str, bytes]:
+    return {PureWindowsPath(name).stem: data for name, data in zip(names, uploads)}
+
+
 @router.post("", status_code=202)
 def create_batch(
-    response: Response, store: StoreDep, celery: CeleryDep, settings: SettingsDep, owner: OwnerDep,
+    response: Response, store: StoreDep, celery: CeleryDep, settings: SettingsDep, gate: GateDep, owner: OwnerDep,
     files: Annotated[list[UploadFile], File(description="the images")],
     task: Annotated[str, Form()] = "denoise",
-    options: Annotated[str | None, Form()] = None,
+    options: Annotated[str | None, Form(description=OPTIONS_HELP)] = None,
+    masks: Annotated[list[UploadFile] | None, File(description="dewatermark: masks, each named as its image (any suffix)")] = None,
+    hints: Annotated[list[UploadFile] | None, File(description="colorize: hint images, each named as its image (any suffix)")] = None,
 ) -> dict:
-    """Plain def: FastAPI runs it in its threadpool, so decoding and Redis calls never block the event loop."""
+    """Plain def: FastAPI runs it in its threadpool, so decoding and Redis calls never block the event loop.
+    Each file is checked on its own: a refused file is that file's error. A batch with no acceptable file
+    is refused whole (400), and nothing is stored for it."""
     if len(files) > settings.max_batch_files:
         raise InputError(f"{len(files)} files; a batch takes at most {settings.max_batch_files}")
     parsed = options_from_json(options)
-    validate(task, split_format(parsed)[0])  # a bad request (task, options, format) fails whole, not per file
+    request = plan(task, parsed, tuple(k for k, given in (("mask", masks), ("hints", hints)) if given))
+    admit(store, settings, owner, len(files))
     limit = min(settings.max_bytes, store.max_blob)
+    guides = {kind: _by_stem([upload_bytes(u, limit, kind) for u in uploads], [u.filename or "" for u in uploads])
+              for kind, uploads in (("mask", masks), ("hints", hints)) if uploads}
+    checked: list[tuple[str, bytes | None, dict, str | None]] = []  # name, data, guidance, error
+    for upload in files:
+        name = upload.filename or f"file{len(checked)}"
+        try:
+            data = upload_bytes(upload, limit, "image")
+            given = {kind: found[PureWindowsPath(name).stem] for kind, found in guides.items() if PureWindowsPath(name).stem in found}
+            check_request(data, name, task, parsed, settings, gate, given)
+            checked.append((name, data, given, None))
+        except InputError as e:  # this file is refused; the others go on
+            checked.append((name, None, {}, str(e)))
+    if all(error for *_, error in checked):
+        raise InputError("no file in the batch can be restored: " + "; ".join(f"{name}: {error}" for name, *_, error in checked[:20]))
+    kept, fmt = options_of(request, parsed)
     batch_id, job_ids, names = new_id(), [], []
     try:
-        for upload in files:
-            name = upload.filename or f"file{len(names)}"
-            try:
-                data = upload.file.read(limit + 1)
-                if len(data) > limit:
-                    raise TooLarge(f"{name} is over the limit of {limit / 2**20:.1f} MB")
-                job = submit(store, celery, settings, owner, data, name, task, parsed, batch_id)
-            except InputError as e:  # this file is refused; the others go on
-                job = Job(id=new_id(), task=task, owner=owner, status="failed", error=str(e), input_name=name, batch=batch_id)
+        for name, data, given, error in checked:
+            job = Job(id=new_id(), task=",".join(request.tasks), owner=owner, options=kept, input_name=name, output_format=fmt, batch=batch_id)
+            if error is None:
+                job.queue = choose_queue(store)
+                enqueue(store, celery, job, data, given)
+            else:
+                job.status, job.error = "failed", error
                 store.create(job, None)
             job_ids.append(job.id)
             names.append(name)
-        store.create_batch(batch_id, owner, task, job_ids, names)
+        store.create_batch(batch_id, owner, ",".join(request.tasks), job_ids, names)
         view = batch_view(store, store.get_batch(batch_id))
     except Exception:
         # The client gets an error and no batch id, so the jobs queued so far would run where nobody can
@@ -107,6 +130,7 @@ def get_archive(batch_id: str, store: StoreDep, owner: OwnerDep) -> Response:
                 blob = store.result(job.id, i)
                 if blob is None:
                     continue
+                store.downloaded(job.id)
                 # PureWindowsPath splits on / and \\ alike: no entry name can climb out of the archive.
                 stem = PureWindowsPath(entry["name"]).stem + (f"_{i}" if i else "")
                 name = _unique(f"{stem}.{suffix(blob)}", used)

@@ -3,30 +3,25 @@ from __future__ import annotations
 
 import re
 from pathlib import PureWindowsPath
-from urllib.parse import quote
-
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CeleryDep, OwnerDep, SettingsDep, StoreDep
-from api.media import media_type, suffix
-from api.schemas import JobCreated, JobView, links
-from api.submission import submit
+from restore.api.deps import CeleryDep, GateDep, OwnerDep, SettingsDep, StoreDep
+from restore.api.media import media_type, suffix
+from restore.api.schemas import JobCreated, JobView, links
+from restore.api.submission import admit, submit, upload_bytes
 from restore.pipeline import options_from_json
-from restore.errors import TooLarge
-from workers.store import Job, JobStore
+from restore.workers.store import Job, JobStore
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what new_id makes; anything else is no job of ours
 
-async def read_upload(file: UploadFile, limit: int) -> bytes:
-    """At most limit + 1 bytes: an oversized upload is refused without being held whole in memory."""
-    data = await file.read(limit + 1)
-    if len(data) > limit:
-        raise TooLarge(f"{file.filename or 'the upload'} is over the limit of {limit / 2**20:.1f} MB")
-    return data
+OPTIONS_HELP = ('JSON: the tasks\' options and the output format, e.g. {"strength": 0.5, "format": "png"}; for colorize '
+                '{"samples": 4, "seed": 7, "hints": [{"x": 120, "y": 45, "color": "#c0392b"}]} (results: ?sample=0..3); for '
+                'dewatermark {"ensemble": false} (one pass: half the time). GET /v1/tasks lists every option.')
 
 
 def owned_job(store: JobStore, job_id: str, owner: str) -> Job:
@@ -38,20 +33,22 @@ def owned_job(store: JobStore, job_id: str, owner: str) -> Job:
 
 @router.post("", status_code=202, response_model=JobCreated)
 async def create_job(
-    response: Response, store: StoreDep, celery: CeleryDep, settings: SettingsDep, owner: OwnerDep,
+    response: Response, store: StoreDep, celery: CeleryDep, settings: SettingsDep, gate: GateDep, owner: OwnerDep,
     file: Annotated[UploadFile, File(description="the image")],
     task: Annotated[str, Form(description="denoise, dewatermark, colorize, or a chain such as dewatermark,denoise")] = "denoise",
-    options: Annotated[str | None, Form(description='JSON: the tasks\' options and format, e.g. {"sigma": 25, "format": "png"} '
-                                                     'or, for colorize, {"samples": 4, "seed": 7} (results: ?sample=0..3), or, for '
-                                                     'dewatermark, {"ensemble": false} (one pass: half the time)')] = None,
-    mask: Annotated[UploadFile | None, File(description="optional, dewatermark: white where the watermark is")] = None,
+    options: Annotated[str | None, Form(description=OPTIONS_HELP)] = None,
+    mask: Annotated[UploadFile | None, File(description="optional, dewatermark: an image the photo's size, white where the watermark is")] = None,
+    hints: Annotated[UploadFile | None, File(description="optional, colorize: an image the photo's size, painted with the known "
+                                                         "colours, transparent elsewhere")] = None,
 ) -> JobCreated:
     limit = min(settings.max_bytes, store.max_blob)
-    data = await read_upload(file, limit)
-    mask_data = await read_upload(mask, limit) if mask is not None else None
-    # Decoding to validate is CPU work: off the event loop.
-    job = await run_in_threadpool(submit, store, celery, settings, owner, data, file.filename or "", task,
-                                  options_from_json(options), "", mask_data)
+    data = await run_in_threadpool(upload_bytes, file, limit, "image")
+    guidance = {kind: await run_in_threadpool(upload_bytes, upload, limit, kind)
+                for kind, upload in (("mask", mask), ("hints", hints)) if upload is not None}
+    parsed = options_from_json(options)
+    await run_in_threadpool(admit, store, settings, owner)
+    # Decoding to check is CPU work: off the event loop.
+    job = await run_in_threadpool(submit, store, celery, settings, gate, owner, data, file.filename or "", task, parsed, "", guidance)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return JobCreated(id=job.id, status=job.status, links=links(job.id))
 
@@ -62,7 +59,7 @@ def get_job(job_id: str, store: StoreDep, owner: OwnerDep) -> JobView:
 
 
 @router.get("/{job_id}/result", responses={200: {"content": {"image/*": {}}}, 409: {"description": "not ready"}})
-def get_result(job_id: str, store: StoreDep, owner: OwnerDep, sample: Annotated[int, Query(ge=0)] = 0) -> Response:
+def get_result(job_id: str, store: StoreDep, owner: OwnerDep, sample: Annotated[int, Query(ge=0, le=1000)] = 0) -> Response:
     job = owned_job(store, job_id, owner)
     if job.status != "succeeded":
         detail = f"job {job_id} is {job.status}" + (f": {job.error}" if job.error else "; poll /v1/jobs/" + job_id)
@@ -72,6 +69,7 @@ def get_result(job_id: str, store: StoreDep, owner: OwnerDep, sample: Annotated[
     blob = store.result(job_id, sample)
     if blob is None:
         raise HTTPException(404, f"the result of job {job_id} has expired")
+    store.downloaded(job_id)
     stem = (PureWindowsPath(job.input_name).stem or job_id) + (f"_{sample}" if sample else "")
     return Response(blob, media_type=media_type(blob), headers={"Content-Disposition": attachment(f"{stem}.{suffix(blob)}")})
 
@@ -87,4 +85,3 @@ def delete_job(job_id: str, store: StoreDep, owner: OwnerDep) -> Response:
     owned_job(store, job_id, owner)
     store.cancel(job_id)  # a worker running it sees the cancellation at its next progress report and stops
     return Response(status_code=204)
-

@@ -1,15 +1,28 @@
-"""/v1/models, /healthz, /readyz, /metrics."""
+"""/v1/tasks, /v1/models, /healthz, /readyz, /metrics."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.deps import SettingsDep, StoreDep
+from restore.api.deps import SettingsDep, StoreDep
+from restore.guidance import KINDS
 from restore.models import load_manifest
-from workers.registry import live_workers
+from restore.tasks import TASKS
+from restore.workers.registry import live_workers
 
 router = APIRouter(tags=["system"])
+
+
+@router.get("/v1/tasks")
+def tasks() -> list[dict]:
+    """Every task: what it does, its options (a JSON schema), the guidance images it takes, and an example.
+    The web page builds its forms from this, so page and API cannot drift apart."""
+    return [
+        {"name": t.name, "summary": t.summary, "options": t.options.model_json_schema(),
+         "guidance": [{"name": g, "help": KINDS[g].help} for g in t.guidance], "example": t.example}
+        for t in TASKS.values()
+    ]
 
 
 @router.get("/v1/models")

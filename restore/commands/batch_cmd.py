@@ -8,43 +8,53 @@ from typing import Annotated, Optional
 import typer
 from tqdm import tqdm
 
-from restore.batch import SUMMARY, BatchItem, Outcome, overwrites, plan_batch, run_batch, summarize
+from restore.batch import SUMMARY, BatchItem, Outcome, guidance_for, overwrites, plan_batch, run_batch, summarize
 from restore.commands.common import DeviceOpt, FormatOpt, OptionsOpt, ThreadsOpt, TileOpt, fail, output_suffix, parse_options, restore_file, settings_from
-from restore.errors import RestoreError
-from restore.pipeline import result_count, validate
+from restore.errors import InputError, RestoreError
+from restore.pipeline import plan
 from restore.tasks.base import Context
 
 
 def batch(
-    in_dir: Annotated[Path, typer.Argument(help="folder of images")],
-    out_dir: Annotated[Path, typer.Argument(help="folder for the results (created)")],
-    task: Annotated[str, typer.Option("--task", "-t", help="task or chain, e.g. denoise")] = "denoise",
+    in_dir: Annotated[Path, typer.Argument(help="folder of images", metavar="IN_DIR")],
+    out_dir: Annotated[Path, typer.Argument(help="folder for the results (created)", metavar="OUT_DIR")],
+    task: Annotated[str, typer.Option("--task", "-t", metavar="TASK", help="task or chain, e.g. denoise")] = "denoise",
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="include subfolders, mirrored in OUT_DIR")] = False,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="leave outputs that already exist")] = False,
-    include: Annotated[Optional[list[str]], typer.Option("--include", "-i", help="glob of file names to take (repeatable); default: all image types")] = None,
+    include: Annotated[Optional[list[str]], typer.Option("--include", "-i", metavar="GLOB", help="glob of file names to take (repeatable); default: all image types")] = None,
+    mask: Annotated[Optional[Path], typer.Option(metavar="DIR", help="dewatermark: a folder of masks, each named as its photo (any image suffix)", show_default=False)] = None,
+    hints: Annotated[Optional[Path], typer.Option(metavar="DIR", help="colorize: a folder of hint images, each named as its photo (any image suffix)", show_default=False)] = None,
     options: OptionsOpt = None,
     fmt: FormatOpt = None,
-    summary: Annotated[Optional[Path], typer.Option(help=f"where to write the JSON summary (default: OUT_DIR/{SUMMARY})")] = None,
-    server: Annotated[Optional[str], typer.Option(help="send the files through the service at this URL instead of running here")] = None,
-    api_key: Annotated[Optional[str], typer.Option(envvar="RESTORE_API_KEY", help="X-API-Key for --server")] = None,
-    in_flight: Annotated[int, typer.Option(min=1, help="jobs in flight at once with --server")] = 8,
+    summary: Annotated[Optional[Path], typer.Option(metavar="PATH", help=f"where to write the JSON summary (default: OUT_DIR/{SUMMARY})")] = None,
+    server: Annotated[Optional[str], typer.Option(metavar="URL", help="send the files through the service at this URL instead of running here")] = None,
+    api_key: Annotated[Optional[str], typer.Option(metavar="KEY", envvar="RESTORE_API_KEY", help="X-API-Key for --server")] = None,
+    in_flight: Annotated[int, typer.Option(min=1, metavar="N", help="jobs in flight at once with --server")] = 8,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
     tile: TileOpt = None,
 ) -> None:
     """Restore every image in a folder. Exit code 1 if any file failed; the others are still done."""
     try:
-        opts = parse_options(options)
-        names, parsed = validate(task, opts)  # a bad task or option is one error, not one per file
-        tasks = ",".join(names)
+        folders = {k: v for k, v in {"mask": mask, "hints": hints}.items() if v is not None}
+        for kind, folder in folders.items():
+            if not folder.is_dir():
+                raise InputError(f"--{kind} {folder} is not a folder")
+        opts = parse_options(options, fmt)
+        request = plan(task, opts, tuple(folders))  # a bad task or option is one error, not one per file
+        tasks = ",".join(request.tasks)
         items = plan_batch(in_dir, out_dir, recursive, include or (), output_suffix(fmt))
-        refused = overwrites(items, result_count(parsed))
+        refused = overwrites(items, request.results)
         ctx = None if server else Context.create(settings_from(device, threads, tile))
     except RestoreError as e:
         fail(e)
 
+    def guidance(item: BatchItem) -> dict[str, Path]:
+        return guidance_for(item.source, in_dir, folders)
+
     def process(item: BatchItem) -> dict:
-        return restore_file(item.source, item.target, tasks, opts, ctx, fmt)
+        given = guidance(item)
+        return restore_file(item.source, item.target, plan(task, opts, tuple(given)), ctx, given)
 
     runnable = [item for item in items if item not in refused]
     with tqdm(total=len(items), unit="img", disable=None) as bar:
@@ -59,10 +69,11 @@ def batch(
 
         if server:
             # The one reach from the core command into the service's client, only when asked for.
-            from api.client import ServiceClient, run_remote_batch
+            from restore.api.client import ServiceClient, run_remote_batch
 
             try:
-                outcomes = run_remote_batch(runnable, ServiceClient(server, api_key), tasks, opts, fmt, out_dir, skip_existing, in_flight, done)
+                outcomes = run_remote_batch(runnable, ServiceClient(server, api_key), tasks, opts, fmt, out_dir, skip_existing, in_flight, done,
+                                            guidance=guidance)
             except RestoreError as e:
                 fail(e)
         else:

@@ -9,18 +9,18 @@ import typer
 
 from restore.batch import sample_path
 from restore.errors import InputError, RestoreError
-from restore.io import FORMATS, Limits, output_format, read_image, write_image
-from restore.pipeline import options_from_json, run
+from restore.io import FORMATS, atomic_write, format_for_path
+from restore.pipeline import Plan, options_from_json, process
 from restore.settings import Settings
 from restore.tasks.base import Context
 
-InputsArg = Annotated[list[str], typer.Argument(help="image files, or - for stdin")]
-OutputOpt = Annotated[str, typer.Option("--output", "-o", help="output file, folder (several inputs), or - for stdout")]
-DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda (default: RESTORE_DEVICE or auto)")]
-ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="ONNX Runtime threads; 0 = all cores")]
-TileOpt = Annotated[Optional[int], typer.Option("--tile", help="largest tile side in pixels")]
-FormatOpt = Annotated[Optional[str], typer.Option("--format", "-f", help=f"output format: {', '.join(sorted(set(FORMATS)))} (default: the input's)")]
-OptionsOpt = Annotated[Optional[str], typer.Option("--options", help='task options as JSON, e.g. \'{"sigma": 25}\'')]
+InputsArg = Annotated[list[str], typer.Argument(help="image files, or - for stdin", show_default=False, metavar="IMAGE...")]
+OutputOpt = Annotated[str, typer.Option("--output", "-o", metavar="PATH", help="output file, folder (several inputs), or - for stdout", show_default=False)]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", metavar="DEVICE", help="auto, cpu or cuda [default: RESTORE_DEVICE, else auto]", show_default=False)]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", metavar="N", help="ONNX Runtime threads; 0 = all cores [default: RESTORE_THREADS, else 0]", show_default=False)]
+TileOpt = Annotated[Optional[int], typer.Option("--tile", metavar="PIXELS", help="largest tile side in pixels [default: RESTORE_TILE_SIZE, else 768]", show_default=False)]
+FormatOpt = Annotated[Optional[str], typer.Option("--format", "-f", metavar="FORMAT", help=f"output format: {', '.join(sorted(set(FORMATS)))} [default: the output's suffix, else the input's]", show_default=False)]
+OptionsOpt = Annotated[Optional[str], typer.Option("--options", metavar="JSON", help="task options as a JSON object; the flags above take precedence", show_default=False)]
 
 
 def settings_from(device: str | None, threads: int | None, tile: int | None) -> Settings:
@@ -32,9 +32,9 @@ def settings_from(device: str | None, threads: int | None, tile: int | None) -> 
         raise InputError(str(e)) from None
 
 
-def parse_options(text: str | None, **flags) -> dict:
-    """--options JSON, with the task's own flags (such as --sigma) over it."""
-    return options_from_json(text) | {k: v for k, v in flags.items() if v is not None}
+def parse_options(text: str | None, fmt: str | None = None, **flags) -> dict:
+    """--options JSON, with the task's own flags (such as --strength) and --format over it."""
+    return options_from_json(text) | {k: v for k, v in {**flags, "format": fmt}.items() if v is not None}
 
 
 def output_suffix(fmt: str | None) -> str | None:
@@ -45,23 +45,30 @@ def output_suffix(fmt: str | None) -> str | None:
     return "." + fmt.lower()
 
 
-def restore_file(source: Path | str, target: Path | str, tasks: str, options: dict, ctx: Context, fmt: str | None,
-                 mask: Path | None = None) -> dict:
-    """Read, run the pipeline, write. '-' reads stdin or writes stdout. mask: the user's mask file."""
-    limits = Limits(ctx.settings.max_bytes, ctx.settings.max_pixels)
-    picture = read_image(sys.stdin.buffer if str(source) == "-" else source, limits)
-    output_format(picture, target, fmt)  # a format that cannot hold the image is refused before the work
-    result = run(tasks, picture, options, ctx, read_image(mask, limits) if mask else None)
+def check_target(target: Path | str, fmt: str | None) -> None:
+    """An output file whose suffix names no format we write is refused before any work (without --format,
+    out.gif would get PNG bytes under a GIF name)."""
+    suffix = Path(target).suffix
+    if fmt is None and str(target) != "-" and suffix and format_for_path(target) is None:
+        raise InputError(f"{target}: {suffix} is not a format restore writes; use {', '.join('.' + f for f in sorted(FORMATS))} "
+                         "or give --format")
+
+
+def restore_file(source: Path | str, target: Path | str, request: Plan, ctx: Context, guidance: dict[str, Path] | None = None) -> dict:
+    """Read, run the pipeline, write. '-' reads stdin or writes stdout. guidance: kind -> image file."""
+    check_target(target, request.format)
+    if str(target) == "-" and request.results > 1:
+        raise InputError(f"{request.results} results cannot go to stdout; give an output file or folder")
+    stdin = str(source) == "-"
+    out = process(sys.stdin.buffer if stdin else source, request, ctx, guidance, None if str(target) == "-" else target)
     if str(target) == "-":
-        if len(result.pictures) > 1:
-            raise InputError(f"{len(result.pictures)} results cannot go to stdout; give an output file or folder")
-        write_image(result.picture, sys.stdout.buffer, fmt)
+        sys.stdout.buffer.write(out.blobs[0])
         sys.stdout.buffer.flush()
     else:
         Path(target).parent.mkdir(parents=True, exist_ok=True)
-        for i, picture in enumerate(result.pictures):  # no --format: the target's suffix, else the input's format
-            write_image(picture, sample_path(Path(target), i), fmt)
-    return result.metrics
+        for i, blob in enumerate(out.blobs):
+            atomic_write(sample_path(Path(target), i), blob)
+    return out.metrics
 
 
 def fail(error: RestoreError) -> None:

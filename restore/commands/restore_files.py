@@ -1,4 +1,5 @@
-"""`restore denoise IN... -o OUT` (and later tasks): restore single files, or stdin to stdout with '-'."""
+"""`restore denoise IN... -o OUT`, `restore dewatermark ...`, `restore colorize ...`: restore single files,
+or stdin to stdout with '-'."""
 from __future__ import annotations
 
 import json
@@ -10,16 +11,26 @@ import typer
 from tqdm import tqdm
 
 from restore.batch import BatchItem, overwrites
-from restore.commands.common import DeviceOpt, InputsArg, OutputOpt, FormatOpt, OptionsOpt, ThreadsOpt, TileOpt, fail, output_suffix, parse_options, restore_file, settings_from
+from restore.commands.common import (DeviceOpt, FormatOpt, InputsArg, OptionsOpt, OutputOpt, ThreadsOpt, TileOpt, check_target, fail,
+                                     output_suffix, parse_options, restore_file, settings_from)
 from restore.errors import InputError, RestoreError
-from restore.pipeline import result_count, validate
+from restore.guidance import KINDS, parse_point
+from restore.pipeline import plan
 from restore.tasks.base import Context
+from restore.tasks.colorize import ColorizeOptions
+from restore.tasks.denoise import DenoiseOptions
 
 
-def restore_many(task: str, inputs: list[str], output: str, options: dict, fmt: str | None, settings, mask: Path | None = None) -> None:
-    suffix = output_suffix(fmt)
-    if mask and len(inputs) > 1:
-        raise InputError("--mask belongs to one image: give a single input")
+def _default(options, name: str) -> str:
+    return f"[default: {options.model_fields[name].default}]"
+
+
+def restore_many(task: str, inputs: list[str], output: str, options: dict, settings, guidance: dict[str, Path] | None = None) -> None:
+    guidance = {k: v for k, v in (guidance or {}).items() if v is not None}
+    request = plan(task, options, tuple(guidance))  # a bad task or option is one error, not one per file
+    suffix = output_suffix(request.format)
+    if guidance and len(inputs) > 1:
+        raise InputError(f"--{next(iter(guidance))} belongs to one image: give a single input")
     if len(inputs) > 1 and (output == "-" or Path(output).suffix):
         raise InputError(f"{len(inputs)} inputs need an output folder, not {output!r}")
     if "-" in inputs and len(inputs) > 1:
@@ -31,8 +42,9 @@ def restore_many(task: str, inputs: list[str], output: str, options: dict, fmt: 
         else:
             target = Path(output) / (Path(source).name if source != "-" else "stdin.png")
             targets[source] = target.with_suffix(suffix) if suffix else target
+        check_target(targets[source], request.format)
     files = [BatchItem(Path(s), Path(t)) for s, t in targets.items() if "-" not in (s, str(t))]
-    refused = {str(item.source): reason for item, reason in overwrites(files, result_count(validate(task, options)[1])).items()}
+    refused = {str(item.source): reason for item, reason in overwrites(files, request.results).items()}
     ctx = Context.create(settings)
     failed = 0
     for source, target in targets.items():
@@ -43,7 +55,7 @@ def restore_many(task: str, inputs: list[str], output: str, options: dict, fmt: 
         try:
             with tqdm(desc=Path(source).name, unit="tile", leave=False, disable=None) as bar:  # shown on a terminal only
                 ctx.progress = partial(_show, bar)
-                metrics = restore_file(source, target, task, options, ctx, fmt, mask)
+                metrics = restore_file(source, target, request, ctx, guidance)
             if target != "-":
                 typer.echo(f"{source} -> {target}  {json.dumps(metrics['tasks'])}", err=True)
         except RestoreError as e:
@@ -56,17 +68,18 @@ def restore_many(task: str, inputs: list[str], output: str, options: dict, fmt: 
 def denoise(
     inputs: InputsArg,
     output: OutputOpt,
-    sigma: Annotated[Optional[str], typer.Option(help="noise level 0-100 on the 0-255 scale, or auto")] = None,
+    strength: Annotated[Optional[float], typer.Option(metavar="0-1",
+        help=f"0-1: up to 0.5 removes the colour noise, above it the brightness grain too {_default(DenoiseOptions, 'strength')}",
+        show_default=False)] = None,
+    sigma: Annotated[Optional[str], typer.Option(hidden=True, help="replaced by --strength")] = None,
     options: OptionsOpt = None,
     fmt: FormatOpt = None,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
     tile: TileOpt = None,
 ) -> None:
-    """Remove noise from photos with the denoising autoencoder."""
     try:
-        value = None if sigma is None else sigma if sigma == "auto" else _number(sigma, "--sigma")
-        restore_many("denoise", inputs, output, parse_options(options, sigma=value), fmt, settings_from(device, threads, tile))
+        restore_many("denoise", inputs, output, parse_options(options, fmt, strength=strength, sigma=sigma), settings_from(device, threads, tile))
     except RestoreError as e:
         fail(e)
 
@@ -74,17 +87,17 @@ def denoise(
 def dewatermark(
     inputs: InputsArg,
     output: OutputOpt,
-    mask: Annotated[Optional[Path], typer.Option(help="optional: an image, white where the watermark is (exact or brushed loosely around it), to guide the model")] = None,
-    ensemble: Annotated[Optional[bool], typer.Option("--ensemble/--one-pass", help="also run on the photo turned 180 degrees and average (the default; twice the time)")] = None,
+    mask: Annotated[Optional[Path], typer.Option(metavar="IMAGE", help=f"optional: {KINDS['mask'].help}, to guide the model", show_default=False)] = None,
+    ensemble: Annotated[Optional[bool], typer.Option("--ensemble/--one-pass", help="also run on the photo turned 180 degrees and "
+                                                     "average (twice the time) [default: --ensemble]", show_default=False)] = None,
     options: OptionsOpt = None,
     fmt: FormatOpt = None,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
     tile: TileOpt = None,
 ) -> None:
-    """Find and remove visible watermarks (text, logos, tiled patterns); no mask needed."""
     try:
-        restore_many("dewatermark", inputs, output, parse_options(options, ensemble=ensemble), fmt, settings_from(device, threads, tile), mask)
+        restore_many("dewatermark", inputs, output, parse_options(options, fmt, ensemble=ensemble), settings_from(device, threads, tile), {"mask": mask})
     except RestoreError as e:
         fail(e)
 
@@ -92,16 +105,23 @@ def dewatermark(
 def colorize(
     inputs: InputsArg,
     output: OutputOpt,
-    samples: Annotated[Optional[int], typer.Option(help="colourings per photo, 1-8: NAME.png is the most likely, then NAME_1.png ...")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="seed for the samples after the first (same seed, same samples)")] = None,
+    samples: Annotated[Optional[int], typer.Option(metavar="N", help="colourings per photo, 1-8: NAME.png is the most likely, then NAME_1.png ... "
+                                                   f"{_default(ColorizeOptions, 'samples')}", show_default=False)] = None,
+    seed: Annotated[Optional[int], typer.Option(metavar="N", help=f"seed for the samples after the first (same seed, same samples) "
+                                                f"{_default(ColorizeOptions, 'seed')}", show_default=False)] = None,
+    hint: Annotated[Optional[list[str]], typer.Option("--hint", metavar="X,Y,#RRGGBB", help="a colour you know, X,Y,#RRGGBB: pixels from the top left "
+                                                      "(repeatable)", show_default=False)] = None,
+    hints: Annotated[Optional[Path], typer.Option(metavar="IMAGE", help=f"{KINDS['hints'].help} (PNG with alpha)", show_default=False)] = None,
     options: OptionsOpt = None,
     fmt: FormatOpt = None,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Colorize gray photos with the variational autoencoder; colour inputs are made gray first."""
     try:
-        restore_many("colorize", inputs, output, parse_options(options, samples=samples, seed=seed), fmt, settings_from(device, threads, None))
+        opts = parse_options(options, fmt, samples=samples, seed=seed)
+        if hint:
+            opts["hints"] = list(opts.get("hints", [])) + [{"x": x, "y": y, "color": c} for x, y, c in map(parse_point, hint)]
+        restore_many("colorize", inputs, output, opts, settings_from(device, threads, None), {"hints": hints})
     except RestoreError as e:
         fail(e)
 
@@ -110,10 +130,3 @@ def _show(bar: tqdm, done: int, total: int) -> None:
     if bar.total != total:  # a new task in a chain starts its own count
         bar.reset(total)
     bar.update(done - bar.n)
-
-
-def _number(text: str, flag: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise InputError(f"{flag} must be a number or 'auto', not {text!r}") from None

@@ -19,7 +19,7 @@ def serve(
     """Run the HTTP API (FastAPI under uvicorn). Settings: RESTORE_* environment variables."""
     import uvicorn
 
-    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers)
+    uvicorn.run("restore.api.main:create_app", factory=True, host=host, port=port, workers=workers)
 
 
 def worker(
@@ -33,6 +33,6 @@ def worker(
         os.environ["RESTORE_DEVICE"] = device or "cuda"
     # Share the cores among the pool processes, or they fight over them.
     os.environ.setdefault("RESTORE_THREADS", str(max(1, (os.cpu_count() or 1) // concurrency)))
-    from workers.worker import app
+    from restore.workers.worker import app
 
     app.worker_main(["worker", "-Q", queues, "-c", str(concurrency), "-l", loglevel, "-n", f"restore-{os.getpid()}@%h"])

@@ -1,23 +1,14 @@
-"""The task registry: one module per task, each with NAME, an Options class and run().
-
-run(image, options, ctx[, mask]) returns (image, metrics), or (list of images, metrics) for a task that
-samples several answers (colorize)."""
+"""The task registry: every task is declared once (restore.tasks.base.Task) and listed here."""
 from __future__ import annotations
-
-from types import ModuleType
 
 from restore.errors import InputError
 from restore.tasks import colorize, denoise, dewatermark
+from restore.tasks.base import Task
 
-TASKS: dict[str, ModuleType] = {denoise.NAME: denoise, dewatermark.NAME: dewatermark, colorize.NAME: colorize}
-OPTIONS = {
-    denoise.NAME: denoise.DenoiseOptions,
-    dewatermark.NAME: dewatermark.DewatermarkOptions,
-    colorize.NAME: colorize.ColorizeOptions,
-}
+TASKS: dict[str, Task] = {t.name: t for t in (denoise.TASK, dewatermark.TASK, colorize.TASK)}
 
 
-def get_task(name: str) -> ModuleType:
+def get_task(name: str) -> Task:
     try:
         return TASKS[name]
     except KeyError:

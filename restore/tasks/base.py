@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
@@ -25,6 +26,12 @@ class Options(BaseModel):
     """Base of each task's options: unknown keys are errors, so a typo never passes silently."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    RENAMED: ClassVar[tuple[str, ...]] = ()  # old option names the model still answers (with a value or a pointer to the new one)
+
+    @classmethod
+    def keys(cls) -> set[str]:
+        """The option names a request may use for this task."""
+        return set(cls.model_fields) | set(cls.RENAMED)
 
 
 def parse_options(cls: type[Options], task: str, values: dict) -> Options:
@@ -33,6 +40,29 @@ def parse_options(cls: type[Options], task: str, values: dict) -> Options:
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'options'}: {err['msg']}" for err in e.errors())
         raise InputError(f"bad options for {task}: {problems}") from None
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a task is, declared once: the CLI, the pipeline, the API and the web page learn from it.
+
+    run(image, options, ctx, guidance) -> (results, metrics): image is (H, W, C) uint8/uint16/float32,
+    guidance maps each guidance kind the task takes (restore.guidance) to its parsed form or None; results
+    are a list of images of the image's size (several for a task that samples several answers).
+    check(options, size): refuse options that do not fit an image of this (width, height) before any work.
+    """
+
+    name: str
+    summary: str
+    options: type[Options]
+    run: Callable[..., tuple[list[np.ndarray], dict]]
+    guidance: tuple[str, ...] = ()
+    example: str = ""
+    check: Callable[[Options, tuple[int, int]], None] | None = None
+
+    def results(self, options: Options) -> int:
+        """How many images one input gives."""
+        return int(getattr(options, "samples", 1))
 
 
 @dataclass

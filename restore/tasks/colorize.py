@@ -1,31 +1,56 @@
-"""colorize: several plausible colourings of a gray photo from the conditional VAE.
+"""colorize: several plausible colourings of a gray photo from the conditional VAE, steered by colour hints.
 
-The model sees only the lightness L, scaled so the long side is the model's working size, and gives
-logits over ab bins at a quarter of that size. Those are decoded to ab by the annealed mean (Zhang
-et al. 2016: the mean of the distribution sharpened by the manifest's temperature; at 1, the plain
-mean), upsampled, and recombined with the full-resolution L, so every detail of the input survives and
-memory grows only with the output. Sample 0 uses z = 0, which the model was trained to read as "nothing
-known beyond L" (the most likely colouring); samples 1.. draw z from N(0, I) with the job's seed, one
-vector per photo, so each is a coherent colour scheme.
+The model sees only the lightness L, scaled so the long side is the model's working size, and the
+user's colour hints at that size (the hinted a and b, and where they are), and gives logits over ab bins
+at a quarter of that size. Those are decoded to ab by the annealed mean (Zhang et al. 2016: the mean of
+the distribution sharpened by the manifest's temperature; at 1, the plain mean), corrected towards the
+hints around each hinted cell, upsampled, and recombined with the full-resolution L, so every detail of
+the input survives and memory grows only with the output. Hinted pixels get exactly the hinted a and b.
+
+Sample 0 uses z = 0, which the model was trained to read as "nothing known beyond L and the hints" (the
+most likely colouring). Samples 1.. draw z from N(0, I) with the job's seed, and also draw the colour of a
+few regions: at seeded points the model's own distribution is sampled and the draw is given back to the
+model as a hint, which it spreads over that point's region. So samples differ region by region (this
+shirt red, that one blue), not only by an overall tint, and the user's own hints hold in every sample.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from restore.color import lab_to_rgb_keep_lightness, lightness
 from restore.engine import Session
-from restore.tasks.base import Context, Options
+from restore.errors import ModelError
+from restore.guidance import Hints, hints_at
+from restore.tasks.base import Context, Options, Task
 
 NAME = "colorize"
 MAX_SAMPLES = 8
 BAND = 512  # rows per band when composing the full-size output
 
 
+MAX_POINTS = 1000
+AB_SCALE = 110.0  # the model's hint input is a / AB_SCALE, b / AB_SCALE
+REGION_DRAWS = 4  # regions whose colour each sample after the first draws anew
+SPREAD = 1.5  # how far (in quarter-size cells, a Gaussian's sigma) the correction towards a hint reaches
+
+
+class HintPoint(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    x: int = Field(ge=0, description="pixels from the left edge, from 0")
+    y: int = Field(ge=0, description="pixels from the top edge, from 0")
+    color: str = Field(pattern=r"^#?[0-9a-fA-F]{6}$", description="#RRGGBB")
+
+
 class ColorizeOptions(Options):
     samples: int = Field(1, ge=1, le=MAX_SAMPLES, description="how many colourings to return; the first is the most likely")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="seed for samples after the first: the same seed gives the same samples")
+    hints: list[HintPoint] = Field(default_factory=list, max_length=MAX_POINTS,
+                                   description='colours known at single pixels: [{"x": 120, "y": 45, "color": "#c0392b"}]')
+
+    def points(self) -> list[tuple[int, int, str]]:
+        return [(h.x, h.y, h.color) for h in self.hints]
 
 
 def working_shape(height: int, width: int, side: int, multiple: int) -> tuple[int, int]:
@@ -51,21 +76,96 @@ def latents(samples: int, seed: int, channels: int) -> np.ndarray:
     return z
 
 
-def predict_ab(session: Session, L: np.ndarray, samples: int, seed: int, temperature: float | None = None) -> np.ndarray:
+def hint_input(hints: Hints, shape: tuple[int, int]) -> np.ndarray:
+    """(3, h, w) at the working size: the mean hinted a and b / AB_SCALE of each working pixel that holds
+    hints, and 1 there; zeros elsewhere."""
+    h, w = shape
+    width, height = hints.size
+    out = np.zeros((3, h, w), np.float32)
+    if len(hints):
+        cell = ((hints.rows * h) // height) * w + (hints.cols * w) // width
+        count = np.bincount(cell, minlength=h * w).astype(np.float32)
+        for c in range(2):
+            out[c].flat[:] = np.bincount(cell, hints.ab[:, c], minlength=h * w) / np.maximum(count, 1) / AB_SCALE
+        out[2].flat[:] = count > 0
+    return out
+
+
+def softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
+    z = logits / temperature
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def region_draws(probs: np.ndarray, bins: np.ndarray, taken: np.ndarray, rng: np.random.Generator, count: int) -> np.ndarray:
+    """Hints (3, 4 hq, 4 wq) that recolour `count` regions: at cells drawn at random (not where the user
+    hinted: `taken`, (hq, wq) bool), a colour drawn from the model's own distribution there (probs
+    (Q, hq, wq)), placed on that cell's pixels at the working size."""
+    hq, wq = probs.shape[1:]
+    free = np.flatnonzero(~taken.ravel())
+    out = np.zeros((3, 4 * hq, 4 * wq), np.float32)
+    for cell in rng.choice(free, size=min(count, len(free)), replace=False) if len(free) else ():
+        y, x = divmod(int(cell), wq)
+        p = probs[:, y, x].astype(np.float64)
+        ab = bins[rng.choice(len(bins), p=p / p.sum())]
+        out[:2, 4 * y : 4 * y + 4, 4 * x : 4 * x + 4] = (ab / AB_SCALE)[:, None, None]
+        out[2, 4 * y : 4 * y + 4, 4 * x : 4 * x + 4] = 1
+    return out
+
+
+def predict_ab(session: Session, L: np.ndarray, samples: int, seed: int, temperature: float | None = None,
+               hints: Hints | None = None) -> np.ndarray:
     """L (H, W) in [0, 100] -> (samples, 2, h, w) ab at a quarter of the model's working size.
-    temperature: the annealed mean's (default: the manifest's)."""
+    temperature: the annealed mean's (default: the manifest's). hints: the user's, for a model that takes
+    them (a model without that input colours from L alone)."""
     spec, out = session.model.input, session.model.output["logits"]
+    bins = np.asarray(out["bins"], np.float32)
+    temperature = temperature or float(out["temperature"])
     h, w = working_shape(*L.shape, int(spec["working_size"]), session.model.stride)
     interpolation = cv2.INTER_AREA if h < L.shape[0] else cv2.INTER_LINEAR
-    small = cv2.resize(L, (w, h), interpolation=interpolation)[None, None] / 100.0
+    small = (cv2.resize(L, (w, h), interpolation=interpolation)[None, None] / 100.0).astype(np.float32)
     latent = int(spec.get("latent", 0))
-    if latent:
-        z = latents(samples, seed, latent)
-        (logits,) = session.outputs(np.repeat(small, samples, axis=0).astype(np.float32), z)
-    else:  # the deterministic baseline: every sample is the same
-        (logits,) = session.outputs(small.astype(np.float32))
-        logits = np.repeat(logits, samples, axis=0)
-    return annealed_mean(logits, np.asarray(out["bins"], np.float32), temperature or float(out["temperature"]))
+    if not latent:  # the deterministic baseline: every sample is the same
+        (logits,) = session.outputs(small)
+        return annealed_mean(np.repeat(logits, samples, axis=0), bins, temperature)
+    hinted = "hint" in spec
+    hint = hint_input(hints if hints is not None else Hints.none(L.shape[::-1]), (h, w))[None]
+    z = latents(samples, seed, latent)
+
+    def logits_for(i: int, extra: np.ndarray | None = None) -> np.ndarray:
+        given = hint if extra is None else np.where(extra[None, 2:] > 0, extra[None], hint)
+        return session.outputs(small, z[i : i + 1], *([given] if hinted else []))[0]
+
+    first = logits_for(0)
+    results = [first]
+    if samples > 1:
+        rng = np.random.default_rng(seed)
+        probs = softmax(first, 1.0)[0]
+        taken = hint[0, 2].reshape(first.shape[2], 4, first.shape[3], 4).max(axis=(1, 3)) > 0
+        for i in range(1, samples):
+            extra = region_draws(probs, bins, taken, rng, REGION_DRAWS) if hinted else None
+            results.append(logits_for(i, extra))
+    return annealed_mean(np.concatenate(results), bins, temperature)
+
+
+def towards_hints(ab: np.ndarray, hints: Hints) -> np.ndarray:
+    """(2, hq, wq) quarter-size ab corrected towards the hints: each hinted cell takes its hints' mean,
+    and the correction fades over about SPREAD cells around it, so a hint that the model followed only
+    partly does not stand out as a dot."""
+    if not len(hints):
+        return ab
+    hq, wq = ab.shape[1:]
+    width, height = hints.size
+    cell = ((hints.rows * hq) // height) * wq + (hints.cols * wq) // width
+    count = np.bincount(cell, minlength=hq * wq).reshape(hq, wq).astype(np.float32)
+    target = np.stack([np.bincount(cell, hints.ab[:, c], minlength=hq * wq).reshape(hq, wq) for c in range(2)]) / np.maximum(count, 1)
+    weight = (count > 0).astype(np.float32)
+    residual = (target - ab) * weight
+    blur = lambda a: cv2.GaussianBlur(a, (0, 0), SPREAD, borderType=cv2.BORDER_REPLICATE)  # noqa: E731
+    spread = blur(weight)
+    reach = np.minimum(spread / blur(np.pad(np.ones((1, 1), np.float32), 8)).max(), 1.0)  # 1 at a hint, fading away
+    correction = np.stack([blur(r) for r in residual]) / np.maximum(spread, 1e-6)
+    return (ab + reach * correction).astype(np.float32)
 
 
 def _linear_weights(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -76,8 +176,9 @@ def _linear_weights(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.n
     return i0, np.minimum(i0 + 1, n_in - 1), (x - i0).astype(np.float32)[:, None]
 
 
-def compose(L: np.ndarray, ab: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Full-size L (H, W) and small ab (2, h, w) -> (H, W, 3) RGB of dtype, band by band.
+def compose(L: np.ndarray, ab: np.ndarray, dtype: np.dtype, hints: Hints | None = None) -> np.ndarray:
+    """Full-size L (H, W) and small ab (2, h, w) -> (H, W, 3) RGB of dtype, band by band; hinted pixels
+    get exactly their hint's a and b (at the photo's L; out of gamut, the least chroma loss that fits).
 
     ab is interpolated across to the full width once (h rows), then each band's rows are interpolated
     from those, so no full-size float copy of the colour ever exists. (OpenCV's warps would do it per
@@ -90,33 +191,63 @@ def compose(L: np.ndarray, ab: np.ndarray, dtype: np.dtype) -> np.ndarray:
     y0s, y1s, wy = _linear_weights(H, small.shape[0])
     top = np.iinfo(dtype).max
     out = np.empty((H, W, 3), dtype)
+    order = np.argsort(hints.rows, kind="stable") if hints is not None and len(hints) else None
+    sorted_rows = hints.rows[order] if order is not None else None
     for y in range(0, H, BAND):
         rows = slice(y, min(H, y + BAND))
         w = wy[rows][:, :, None]
         band_ab = across[y0s[rows]] * (1 - w) + across[y1s[rows]] * w
+        if order is not None:
+            lo, hi = np.searchsorted(sorted_rows, [rows.start, rows.stop])
+            inside = order[lo:hi]
+            band_ab[hints.rows[inside] - y, hints.cols[inside]] = hints.ab[inside]
         lab = np.concatenate([L[rows, :, None], band_ab], axis=2)
         out[rows] = np.round(lab_to_rgb_keep_lightness(lab) * top).astype(dtype)
     return out
 
 
-def colorize_image(session: Session, image: np.ndarray, samples: int, seed: int, temperature: float | None = None) -> list[np.ndarray]:
+def colorize_image(session: Session, image: np.ndarray, samples: int, seed: int, temperature: float | None = None,
+                   hints: Hints | None = None) -> list[np.ndarray]:
     """(H, W, 1 | 3) uint8/uint16 -> `samples` colourings, each (H, W, 3) of the same dtype. A colour
     input is reduced to its lightness first."""
     L = lightness(image)
-    return [compose(L, ab, image.dtype) for ab in predict_ab(session, L, samples, seed, temperature)]
+    hinted = hints if hints is not None and len(hints) else None
+    return [compose(L, towards_hints(ab, hinted) if hinted else ab, image.dtype, hinted)
+            for ab in predict_ab(session, L, samples, seed, temperature, hints)]
 
 
-def run(image: np.ndarray, options: ColorizeOptions, ctx: Context) -> tuple[list[np.ndarray], dict]:
-    """image: (H, W, C) uint8/uint16. Returns the colourings (the most likely first) and the job's metrics."""
+def check(options: ColorizeOptions, size: tuple[int, int]) -> None:
+    hints_at(options.points(), size)  # a point outside the image is refused before any work
+
+
+def run(image: np.ndarray, options: ColorizeOptions, ctx: Context, guidance: dict) -> tuple[list[np.ndarray], dict]:
+    """image: (H, W, C) uint8/uint16. Returns the colourings (the most likely first) and the job's metrics.
+    guidance["hints"]: None or the hints painted on an image; options.hints add single points."""
     session = ctx.session(NAME)
-    outputs = colorize_image(session, image, options.samples, options.seed)
+    size = (image.shape[1], image.shape[0])
+    hints = (guidance.get("hints") or hints_at((), size)).merged(hints_at(options.points(), size))
+    if len(hints) and "hint" not in session.model.input:
+        raise ModelError(f"model {session.model.name}@{session.model.version} does not take colour hints")
+    outputs = colorize_image(session, image, options.samples, options.seed, hints=hints)
     if ctx.progress:
         ctx.progress(1, 1)
     metrics = {
         "samples": options.samples,
         "seed": options.seed,
+        "hinted_pixels": len(hints),
         "converted_to_gray": image.shape[2] == 3,  # a colour input's own colours are discarded first
         "model": f"{session.model.name}@{session.model.version}",
         "providers": session.providers,
     }
     return outputs, metrics
+
+
+TASK = Task(
+    name=NAME,
+    summary="Colorize gray photos; steer the colours with hints (colour input is made gray first).",
+    options=ColorizeOptions,
+    run=run,
+    guidance=("hints",),
+    example="restore colorize old.jpg -o colour.jpg --samples 3 --hint 120,45,#c0392b",
+    check=check,
+)

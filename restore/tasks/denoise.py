@@ -1,69 +1,102 @@
-"""denoise: the blind denoising autoencoder, with an optional noise level."""
+"""denoise: the blind denoising autoencoder, for camera and phone noise, noisy JPEGs, grain and Gaussian
+noise alike, with a strength that removes colour noise first and brightness grain second."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from restore.engine import Session
-from restore.tasks.base import Context, Options, run_tiled
+from restore.tasks.base import Context, Options, Task, run_tiled
 
 NAME = "denoise"
 
 
 class DenoiseOptions(Options):
-    sigma: float | Literal["auto"] = Field(
-        "auto",
-        description="noise level on the 0-255 scale to remove, or 'auto' (blind). Below the estimated level "
-        "the result keeps part of the noise (strength = sigma / estimated); 0 returns the input unchanged.",
+    RENAMED: ClassVar[tuple[str, ...]] = ("sigma",)
+    strength: float = Field(
+        1.0, ge=0.0, le=1.0,
+        description="how much noise to take out, 0-1. From 0 to 0.5 the colour noise goes (blotches), "
+        "from 0.5 to 1 the brightness noise (grain): 0.5 keeps the grain and removes the colour noise; "
+        "0 returns the input unchanged",
     )
 
-    def model_post_init(self, _):
-        if self.sigma != "auto" and not 0 <= self.sigma <= 100:
-            raise ValueError("sigma must be 'auto' or between 0 and 100")
+    @model_validator(mode="before")
+    @classmethod
+    def _sigma_is_strength_now(cls, values: Any) -> Any:
+        """`sigma` once set a Gaussian noise level; real noise has none, so the model finds the noise itself
+        and `strength` sets how much of it to take out. 'auto' still means the full strength."""
+        if isinstance(values, dict) and "sigma" in values:
+            values = dict(values)
+            sigma = values.pop("sigma")
+            if sigma != "auto":
+                raise ValueError(f"sigma ({sigma!r}) was replaced by strength: 0-1, 1 takes out all the noise the model "
+                                 "finds, 0.5 only the colour noise; the model measures the noise itself")
+        return values
 
 
-def estimate_sigma(image: np.ndarray) -> float:
-    """Noise standard deviation on the 0-255 scale from the diagonal Haar detail (Donoho's MAD).
-
-    Measured on at most a central 2048x2048 crop: enough samples, bounded time for any image size.
-    """
-    h, w = image.shape[:2]
-    y, x = max(0, (h - 2048) // 2), max(0, (w - 2048) // 2)
-    crop = image[y : y + 2048, x : x + 2048].astype(np.float32)
-    crop *= 255.0 / (np.iinfo(image.dtype).max if np.issubdtype(image.dtype, np.integer) else 1.0)
-    crop = crop[: crop.shape[0] // 2 * 2, : crop.shape[1] // 2 * 2]
-    if crop.size == 0:
-        return 0.0
-    # Per channel, pooled: averaging channels first would divide independent noise by sqrt(3).
-    hh = (crop[0::2, 0::2] - crop[0::2, 1::2] - crop[1::2, 0::2] + crop[1::2, 1::2]) / 2
-    return float(np.median(np.abs(hh)) / 0.6745)
+def weights(strength: float) -> tuple[float, float]:
+    """(brightness, colour) share of the model's correction kept at a strength: colour first."""
+    return max(0.0, 2 * strength - 1), min(1.0, 2 * strength)
 
 
-def denoise_fn(session: Session, strength: float = 1.0):
+class Removed:
+    """Accumulates the squared size of what the model takes out (at full strength), for the noise level."""
+
+    def __init__(self):
+        self.sum, self.count = 0.0, 0
+
+    def add(self, delta: np.ndarray) -> None:
+        self.sum += float(np.square(delta, dtype=np.float64).sum())
+        self.count += delta.size
+
+    @property
+    def level(self) -> float:
+        """Root mean square on the 0-255 scale: the standard deviation of white Gaussian noise as strong."""
+        return 255 * (self.sum / self.count) ** 0.5 if self.count else 0.0
+
+
+def denoise_fn(session: Session, strength: float = 1.0, removed: Removed | None = None):
     """The tile function. Gray tiles run as three equal channels (as trained) and are averaged back.
-    strength < 1 blends the input back in: the blind model cannot be told a noise level, but a gentler
-    result that keeps some grain can be asked for."""
+    Below strength 1 the model's correction is split into brightness (the channels' mean) and colour
+    (the rest), and each is scaled by its share (see weights)."""
+    luma_share, chroma_share = weights(strength)
 
     def fn(x: np.ndarray) -> np.ndarray:
         channels = x.shape[1]
-        y = session.run(np.repeat(x, 3, axis=1) if channels == 1 else x.astype(np.float32, copy=False))
+        x = x.astype(np.float32, copy=False)
+        y = session.run(np.repeat(x, 3, axis=1) if channels == 1 else x)
         if channels == 1:
             y = y.mean(axis=1, keepdims=True)
-        return y if strength == 1.0 else x + strength * (y - x)
+        delta = y - x
+        if removed is not None:
+            removed.add(delta)
+        if strength == 1.0:
+            return y
+        luma = delta.mean(axis=1, keepdims=True)
+        return x + luma_share * luma + chroma_share * (delta - luma)
 
     return fn
 
 
-def run(image: np.ndarray, options: DenoiseOptions, ctx: Context) -> tuple[np.ndarray, dict]:
+def run(image: np.ndarray, options: DenoiseOptions, ctx: Context, guidance: dict) -> tuple[list[np.ndarray], dict]:
     """image: (H, W, C) uint8/uint16/float32. Returns the same shape and dtype, and the job's metrics."""
-    estimated = estimate_sigma(image)
-    metrics = {"sigma_estimated": round(estimated, 2), "sigma_used": options.sigma}
-    if options.sigma == 0:
-        return image.copy(), metrics
-    strength = 1.0 if options.sigma == "auto" else float(min(1.0, options.sigma / max(estimated, 0.5)))
-    metrics["strength"] = round(strength, 3)
+    metrics: dict = {"strength": options.strength}
+    if options.strength == 0:
+        return [image.copy()], metrics
     session = ctx.session(NAME)
-    metrics.update(model=f"{session.model.name}@{session.model.version}", providers=session.providers)
-    return run_tiled(ctx, session, image, denoise_fn(session, strength)), metrics
+    removed = Removed()
+    out = run_tiled(ctx, session, image, denoise_fn(session, options.strength, removed))
+    metrics.update(noise_removed=round(removed.level, 2), model=f"{session.model.name}@{session.model.version}",
+                   providers=session.providers)
+    return [out], metrics
+
+
+TASK = Task(
+    name=NAME,
+    summary="Remove noise: camera and phone noise, noisy JPEGs, film grain, Gaussian noise.",
+    options=DenoiseOptions,
+    run=run,
+    example="restore denoise photo.jpg -o clean.jpg --strength 0.5",
+)

@@ -6,10 +6,9 @@ import numpy as np
 from pydantic import Field
 
 from restore.engine import Session
-from restore.tasks.base import Context, Options, run_tiled
+from restore.tasks.base import Context, Options, Task, run_tiled
 
 NAME = "dewatermark"
-USES_MASK = True  # the pipeline hands this task the user's mask, when there is one
 # Inside the found marks the output mixes the model's repaint with OpenCV's inpainting (Navier-Stokes) of
 # the same pixels. Their errors differ: the model's is grain left by the mark, inpainting's a smooth guess,
 # which is right where the photo around the mark is smooth and wrong where it is textured. So inpainting's
@@ -75,10 +74,11 @@ def _blend_inpainting(image: np.ndarray, restored: np.ndarray, found: np.ndarray
     return np.where(found, (1 - share) * restored + share * filled, restored).astype(np.float32)
 
 
-def run(image: np.ndarray, options: DewatermarkOptions, ctx: Context, mask: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
-    """image: (H, W, C) uint8/uint16/float32; mask: None or (H, W) float in [0, 1], 1 where the user
-    says the watermark is. Returns the same shape and dtype, and the job's metrics. Pixels the model
+def run(image: np.ndarray, options: DewatermarkOptions, ctx: Context, guidance: dict) -> tuple[list[np.ndarray], dict]:
+    """image: (H, W, C) uint8/uint16/float32; guidance["mask"]: None or (H, W) float in [0, 1], 1 where the
+    user says the watermark is. Returns the same shape and dtype, and the job's metrics. Pixels the model
     finds unmarked come back exactly as they were."""
+    mask = guidance.get("mask")
     session = ctx.session(NAME)
     channels = image.shape[2]
     if mask is not None:  # the hint travels through the tiles as one more channel of the image
@@ -94,4 +94,14 @@ def run(image: np.ndarray, options: DewatermarkOptions, ctx: Context, mask: np.n
         "model": f"{session.model.name}@{session.model.version}",
         "providers": session.providers,
     }
-    return np.ascontiguousarray(color), metrics
+    return [np.ascontiguousarray(color)], metrics
+
+
+TASK = Task(
+    name=NAME,
+    summary="Find and remove visible watermarks (text, logos, tiled patterns); a mask is optional.",
+    options=DewatermarkOptions,
+    run=run,
+    guidance=("mask",),
+    example="restore dewatermark marked.jpg -o clean.jpg [--mask mask.png]",
+)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -147,6 +148,14 @@ class WatermarkUNet(UNet):
 HINT_CHANNELS = 3  # a / 110, b / 110 where hinted, and the mask of hinted pixels
 
 
+def quarter_hints(hint: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) hints -> (N, 3, H / 4, W / 4): per 4x4 cell, the mean a and b of its hinted pixels (zero
+    where none) and whether it holds any."""
+    share = F.avg_pool2d(hint[:, 2:], 4)
+    ab = F.avg_pool2d(hint[:, :2], 4) / share.clamp(min=1 / 16)
+    return torch.cat([ab, F.max_pool2d(hint[:, 2:], 4)], dim=1)
+
+
 @dataclass(frozen=True)
 class ColorConfig:
     widths: tuple[int, ...] = (32, 64, 128, 256)  # levels at 1/2, 1/4, 1/8, 1/16 of the working size
@@ -189,7 +198,11 @@ class ColorVAE(nn.Module):
         # The decoder climbs back to level 1 (a quarter of the working size) only.
         self.up = nn.ModuleList([nn.ConvTranspose2d(w[i + 1], w[i], 2, stride=2) for i in range(1, len(w) - 1)])
         self.dec = nn.ModuleList([_stack(w[i], b[i]) for i in range(1, len(w) - 1)])
-        self.logits = nn.Sequential(nn.Conv2d(w[1], w[1], 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(w[1], config.bins, 1))
+        # With hints, the logits also see them directly at their own (quarter) size: a cell that holds hints
+        # gets their mean colour and a flag, so a hint's own cell follows it from the first steps of
+        # training, and the network's depth is left to spread it over its region.
+        head_in = w[1] + HINT_CHANNELS * config.hints
+        self.logits = nn.Sequential(nn.Conv2d(head_in, w[1], 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(w[1], config.bins, 1))
         if config.latent:
             self.from_z = nn.Conv2d(config.latent, w[-1], 1)
             q = [c // 2 for c in w]  # the posterior only has to summarise colours it is shown: half as wide
@@ -203,13 +216,16 @@ class ColorVAE(nn.Module):
         """Logits (N, bins, H / 4, W / 4) of the ab bins given L, z (None or zeros: the prior's mode) and,
         for a model that takes them, the hints (N, 3, H, W) (None: no hints)."""
         if self.config.hints:
-            L = torch.cat([L, hint if hint is not None else L.new_zeros(len(L), HINT_CHANNELS, *L.shape[2:])], dim=1)
+            hint = hint if hint is not None else L.new_zeros(len(L), HINT_CHANNELS, *L.shape[2:])
+            L = torch.cat([L, hint], dim=1)
         h, skips = _descend(self, L)
         if self.config.latent and z is not None:
             h = h + self.from_z(z)
         h = self.mid(h)
         for up, dec, skip in zip(reversed(self.up), reversed(self.dec), reversed(skips[1:])):
             h = dec(up(h) + skip)
+        if self.config.hints:
+            h = torch.cat([h, quarter_hints(hint)], dim=1)
         return self.logits(h)
 
     def encode(self, L, ab):

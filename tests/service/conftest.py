@@ -18,9 +18,9 @@ import redis
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from api.main import create_app
-from workers.registry import live_workers
-from workers.settings import ServiceSettings
+from restore.api.main import create_app
+from restore.workers.registry import live_workers
+from restore.workers.settings import ServiceSettings
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
 RESTORE = str(Path(sys.executable).parent / "restore")

@@ -1,4 +1,4 @@
-from api.bench import run_service_bench
+from restore.api.bench import run_service_bench
 
 
 def test_service_bench_measures_the_real_service(rdb):

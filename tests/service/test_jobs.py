@@ -8,9 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from api.main import create_app
+from restore.api.main import create_app
 from tests.service.conftest import REDIS_URL, pixels, png_bytes, wait_for
-from workers.settings import ServiceSettings
+from restore.workers.settings import ServiceSettings
 
 
 def submit(client, data, task="denoise", options=None, name="a.png", headers=None):
@@ -153,8 +153,8 @@ def test_worker_errors_end_the_job_and_deleted_jobs_stay_deleted(rdb, identity_m
     """Any failure ends the job as failed; a delivery for a deleted job neither runs nor recreates it."""
     from restore.settings import Settings
     from restore.tasks.base import Context
-    from workers.store import Job, JobStore
-    from workers.tasks import execute
+    from restore.workers.store import Job, JobStore
+    from restore.workers.tasks import execute
 
     store = JobStore.from_url(REDIS_URL, 60, 2**20)
     ctx = Context.create(Settings(_env_file=None, models_dir=identity_models))
@@ -177,8 +177,8 @@ def test_worker_errors_end_the_job_and_deleted_jobs_stay_deleted(rdb, identity_m
 def test_redis_retries_are_not_worker_deaths_and_records_live_with_their_results(rdb, identity_models):
     from restore.settings import Settings
     from restore.tasks.base import Context
-    from workers.store import Job, JobStore
-    from workers.tasks import execute, give_up
+    from restore.workers.store import Job, JobStore
+    from restore.workers.tasks import execute, give_up
 
     store = JobStore.from_url(REDIS_URL, 60, 2**20)
     ctx = Context.create(Settings(_env_file=None, models_dir=identity_models))
@@ -260,7 +260,7 @@ def test_the_time_limit_firing_mid_decode_is_not_called_corrupt(rdb, identity_mo
     from restore.errors import InputError
     from restore.settings import Settings
     from restore.tasks.base import Context
-    from workers.store import Job, JobStore
+    from restore.workers.store import Job, JobStore
 
     def slow_decode(data, limits):
         try:

@@ -11,15 +11,15 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from api.main import create_app
+from restore.api.main import create_app
 from conftest import smooth_image
 from restore.io import read_image
 from restore.pipeline import run
 from restore.settings import Settings
 from restore.tasks.base import Context
 from tests.service.conftest import REDIS_URL, RESTORE, free_port, png_bytes, pixels, service_env, wait_for
-from workers.registry import announce
-from workers.settings import ServiceSettings
+from restore.workers.registry import announce
+from restore.workers.settings import ServiceSettings
 
 # Room for the shipped denoiser on the 7.7 MP photo below on a slow host (version 7 took over 20 s there),
 # and a visibility timeout short enough for the test to wait out after the kill.
@@ -58,8 +58,8 @@ def test_worker_killed_mid_job_loses_nothing(rdb, workers):
 
 
 def test_a_job_that_kills_every_worker_is_failed_not_looped(rdb, client, identity_models):
-    from workers.store import Job, JobStore
-    from workers.tasks import execute
+    from restore.workers.store import Job, JobStore
+    from restore.workers.tasks import execute
 
     store = JobStore.from_url(REDIS_URL, 60, 2**20)
     store.create(Job(id="doomed", task="denoise", attempts=3, status="running"), png_bytes())
@@ -101,8 +101,8 @@ def test_jobs_stranded_on_the_gpu_queue_move_to_a_cpu_worker(rdb, client, worker
 def test_the_rescue_moves_gpu_messages_only_when_no_gpu_worker_lives(rdb):
     import json
 
-    from workers.celery_app import create_celery
-    from workers.rescue import LOCK, move_stranded_gpu_jobs
+    from restore.workers.celery_app import create_celery
+    from restore.workers.rescue import LOCK, move_stranded_gpu_jobs
 
     app = create_celery(ServiceSettings(_env_file=None, redis_url=REDIS_URL))
     for job_id in ("a", "b", "c"):
