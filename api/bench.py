@@ -1,16 +1,16 @@
 """`restore bench service`: jobs per second and end-to-end latency through the real service, and the
 overhead beyond the model's own time.
 
-It starts `restore serve` and one `restore worker` (concurrency 1) against a Redis database of its own,
-sends photo-like images of two sizes, and times each job from the POST to the downloaded result. The
-model's own time is the pipeline time the worker measured; the bare pipeline is also timed here, in
-process, on the same image with the same thread count, for the ratio.
+It starts a redis-server of its own, `restore serve` and one `restore worker` (concurrency 1) on
+127.0.0.1, sends photo-like images of two sizes, and times each job from the POST to the downloaded
+result, and each POST alone. The model's own time is the pipeline time the worker measured; the bare
+pipeline is also timed here, in process, on the same image with the same thread count. The API's and
+the worker's resident memory is read before and after.
 """
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,8 +20,8 @@ from pathlib import Path
 import cv2
 import httpx
 import numpy as np
-import redis
 
+from restore.api.localredis import LocalRedis, free_port
 from restore.io import read_image
 from restore.pipeline import run
 from restore.settings import Settings
@@ -37,51 +37,78 @@ def photo_like(width: int, height: int, seed: int) -> bytes:
     return cv2.imencode(".png", np.round(noisy * 255).astype(np.uint8))[1].tobytes()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start(args: list[str], env: dict) -> subprocess.Popen:
     restore = str(Path(sys.executable).parent / "restore")
     return subprocess.Popen([restore, *args], env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _job(http: httpx.Client, data: bytes, poll_s: float) -> tuple[float, float]:
-    """(end-to-end seconds, the worker's pipeline seconds) for one job, result downloaded."""
+def _job(http: httpx.Client, data: bytes, poll_s: float) -> tuple[float, float, float]:
+    """(end-to-end seconds, submit seconds, the worker's pipeline seconds) for one job, result downloaded."""
     t0 = time.perf_counter()
     r = http.post("/v1/jobs", files={"file": ("bench.png", data, "image/png")}, data={"task": "denoise"})
     r.raise_for_status()
+    submitted = time.perf_counter() - t0
     location = r.headers["location"]
     while (body := http.get(location).json())["status"] in ("queued", "running"):
         time.sleep(poll_s)
     if body["status"] != "succeeded":
         raise RuntimeError(f"bench job {body['status']}: {body['error']}")
     http.get(location + "/result").raise_for_status()
-    return time.perf_counter() - t0, body["metrics"]["seconds"]
+    return time.perf_counter() - t0, submitted, body["metrics"]["seconds"]
 
 
-def run_service_bench(redis_url: str, jobs: int, threads: int, poll_s: float = 0.005, sizes: dict = SIZES) -> list[dict]:
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    port = _free_port()
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (a worker's pool), in MB, from /proc."""
+    total = 0.0
+    for p in [pid, *_children(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        kids = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    return kids + [g for k in kids for g in _children(k)]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def run_service_bench(jobs: int, threads: int, poll_s: float = 0.005, sizes: dict = SIZES) -> tuple[list[dict], dict]:
+    """Rows per image size, and the API's and the worker's memory (MB) before and after."""
+    with LocalRedis() as store:
+        return _bench(store.url(), jobs, threads, poll_s, sizes)
+
+
+def _bench(redis_url: str, jobs: int, threads: int, poll_s: float, sizes: dict) -> tuple[list[dict], dict]:
+    port = free_port()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("RESTORE_")},
            "RESTORE_REDIS_URL": redis_url, "RESTORE_THREADS": str(threads), "RESTORE_DEVICE": "cpu"}
-    procs = [_start(["serve", "--port", str(port)], env), _start(["worker", "--concurrency", "1", "--loglevel", "WARNING"], env)]
+    api, worker = _start(["serve", "--port", str(port)], env), _start(["worker", "--concurrency", "1", "--loglevel", "WARNING"], env)
     ctx = Context.create(Settings(_env_file=None, threads=threads, device="cpu"))
-    rows = []
+    rows, memory = [], {}
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as http:
-            for _ in range(300):
+            deadline = time.monotonic() + 60
+            while True:
                 try:
                     if http.get("/readyz").status_code == 200:
                         break
                 except httpx.TransportError:
                     pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the service did not become ready in 60 s")
                 time.sleep(0.1)
-            else:
-                raise RuntimeError("the service did not become ready")
+            memory = {"api": [rss_mb(api.pid)], "worker": [rss_mb(worker.pid)]}
             for label, (w, h) in sizes.items():
                 count = jobs if w * h < 1e6 else max(3, jobs // 10)
                 images = [photo_like(w, h, i) for i in range(count)]
@@ -93,8 +120,8 @@ def run_service_bench(redis_url: str, jobs: int, threads: int, poll_s: float = 0
                     run("denoise", picture, {}, ctx)
                     bare.append(time.perf_counter() - t0)
                 timed = [_job(http, data, poll_s) for data in images]
-                e2e = [t for t, _ in timed]
-                overhead = [t - model for t, model in timed]
+                e2e, submit = [t for t, _, _ in timed], [s for _, s, _ in timed]
+                overhead = [t - model for t, _, model in timed]
                 t0 = time.perf_counter()  # throughput: all at once, one worker
                 ids = [http.post("/v1/jobs", files={"file": ("b.png", d, "image/png")}, data={"task": "denoise"}).json()["id"] for d in images]
                 for job_id in ids:
@@ -103,16 +130,16 @@ def run_service_bench(redis_url: str, jobs: int, threads: int, poll_s: float = 0
                 rows.append({
                     "size": label, "jobs": count,
                     "bare_pipeline_ms": 1000 * statistics.median(bare),
-                    "e2e_median_ms": 1000 * statistics.median(e2e),
-                    "e2e_p90_ms": 1000 * sorted(e2e)[int(0.9 * (count - 1))],
-                    "overhead_median_ms": 1000 * statistics.median(overhead),
-                    "e2e_over_bare": statistics.median(e2e) / statistics.median(bare),
+                    "submit_p50_ms": 1000 * _percentile(submit, 0.5), "submit_p99_ms": 1000 * _percentile(submit, 0.99),
+                    "e2e_p50_ms": 1000 * _percentile(e2e, 0.5), "e2e_p99_ms": 1000 * _percentile(e2e, 0.99),
+                    "overhead_p50_ms": 1000 * _percentile(overhead, 0.5),
                     "jobs_per_s": count / (time.perf_counter() - t0),
                 })
+            memory["api"].append(rss_mb(api.pid))
+            memory["worker"].append(rss_mb(worker.pid))
     finally:
-        for p in procs:
+        for p in (api, worker):
             os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
+        for p in (api, worker):
             p.wait(30)
-        client.flushdb()
-    return rows
+    return rows, {k: tuple(v) for k, v in memory.items()}

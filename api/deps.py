@@ -38,8 +38,16 @@ def get_owner(settings: Annotated[ServiceSettings, Depends(get_settings)], x_api
     return hashlib.sha256(x_api_key.encode()).hexdigest()[:24]
 
 
+async def sent_task(request: Request) -> str:
+    """The form's task as sent. FastAPI gives an empty form field its default, so an empty task would run
+    denoise unasked: read it from the form itself, and let the pipeline refuse an empty one."""
+    value = (await request.form()).get("task")
+    return "denoise" if value is None else str(value)
+
+
 SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
 GateDep = Annotated[DecodeGate, Depends(get_gate)]
 OwnerDep = Annotated[str, Depends(get_owner)]
+TaskDep = Annotated[str, Depends(sent_task)]

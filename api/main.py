@@ -7,10 +7,12 @@ import secrets
 
 import redis
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi_offline import FastAPIOffline
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError
 from prometheus_client import CollectorRegistry
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from restore import __version__
 from restore.api.guard import RequestGuard
@@ -81,6 +83,19 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     for exc in (redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError,
                 redis.exceptions.ReadOnlyError, OperationalError):
         app.add_exception_handler(exc, unavailable)
+
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400 and exc.detail == "Invalid multipart data.":
+            # The form parser's own reason, which Starlette keeps only as the exception's cause.
+            cause = exc.__context__.__cause__ if exc.__context__ is not None else None
+            if "header size" in str(cause):
+                detail = "a part of the form has headers over 4 KB: give the file a shorter name (at most 255 characters)"
+            else:
+                detail = f"the form data cannot be read ({cause or 'malformed multipart'}); send multipart/form-data"
+            return JSONResponse({"detail": detail}, status_code=400, headers=_id(request))
+        return await http_exception_handler(request, exc)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
 
     def internal(request: Request, exc: Exception) -> JSONResponse:
         log.error("request %s failed", _rid(request), exc_info=exc)

@@ -166,12 +166,23 @@ def probe(source: str | os.PathLike | bytes | BinaryIO, limits: Limits = Limits(
     im, fmt = _open(data, name, limits)
     with im:
         try:
-            turned = im.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8)
+            turned = _header_exif(im).get(ExifTags.Base.Orientation) in (5, 6, 7, 8)
         except Exception:  # an unreadable EXIF block: the pixels may still decode; read_image will tell
             turned = False
         bits = 16 if im.mode.startswith("I") or _wide_gray(im, data) is not None else 8
         size = im.size[::-1] if turned else im.size
         return Header(size, fmt, len(im.getbands()), bits)
+
+
+def _header_exif(im: Image.Image) -> Image.Exif:
+    """The EXIF found before the pixels. Pillow's getexif() on a PNG decodes the whole image to look for an
+    eXIf chunk after the pixel data; before them, the chunk is in im.info already."""
+    if im.format != "PNG":
+        return im.getexif()
+    exif = Image.Exif()
+    if "exif" in im.info:
+        exif.load(im.info["exif"])
+    return exif
 
 
 def read_image(source: str | os.PathLike | bytes | BinaryIO, limits: Limits = Limits()) -> Picture:

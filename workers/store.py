@@ -94,7 +94,6 @@ class Job:
     tiles_total: int = 0
     attempts: int = 0
     results: int = 0
-    downloaded: float = 0.0
     run: str = ""  # the token of the run that owns the job now
     error: str = ""
     device: str = ""
@@ -214,10 +213,10 @@ class JobStore:
         raw = self.redis.hgetall(self.key(job_id))
         return Job.from_redis(raw) if raw else None
 
-    def update(self, job_id: str, run: str = "", **values) -> bool:
+    def update(self, job_id: str, as_run: str = "", **values) -> bool:
         """Set fields of a live job (of this run, if a run token is given); False (and nothing written)
         if it is gone, canceled or another run's now."""
-        args = [run]
+        args = [as_run]
         for k, v in values.items():
             args += [k, json.dumps(v) if k in _JSON_FIELDS else v]
         return bool(self._update(keys=[self.key(job_id)], args=args))

@@ -12,7 +12,7 @@ import redis
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
-from restore.api.deps import CeleryDep, GateDep, OwnerDep, SettingsDep, StoreDep
+from restore.api.deps import CeleryDep, GateDep, OwnerDep, SettingsDep, StoreDep, TaskDep
 from restore.api.media import suffix
 from restore.api.routes.jobs import OPTIONS_HELP
 from restore.api.submission import admit, check_request, choose_queue, enqueue, options_of, upload_bytes
@@ -51,7 +51,7 @@ def _by_stem(uploads: list[bytes], names: list[str]) -> dict[str, bytes]:
 
 @router.post("", status_code=202)
 def create_batch(
-    response: Response, store: StoreDep, celery: CeleryDep, settings: SettingsDep, gate: GateDep, owner: OwnerDep,
+    response: Response, store: StoreDep, celery: CeleryDep, settings: SettingsDep, gate: GateDep, owner: OwnerDep, sent: TaskDep,
     files: Annotated[list[UploadFile], File(description="the images")],
     task: Annotated[str, Form()] = "denoise",
     options: Annotated[str | None, Form(description=OPTIONS_HELP)] = None,
@@ -64,7 +64,7 @@ def create_batch(
     if len(files) > settings.max_batch_files:
         raise InputError(f"{len(files)} files; a batch takes at most {settings.max_batch_files}")
     parsed = options_from_json(options)
-    request = plan(task, parsed, tuple(k for k, given in (("mask", masks), ("hints", hints)) if given))
+    request = plan(sent, parsed, tuple(k for k, given in (("mask", masks), ("hints", hints)) if given))
     admit(store, settings, owner, len(files))
     limit = min(settings.max_bytes, store.max_blob)
     guides = {kind: _by_stem([upload_bytes(u, limit, kind) for u in uploads], [u.filename or "" for u in uploads])
@@ -75,7 +75,7 @@ def create_batch(
         try:
             data = upload_bytes(upload, limit, "image")
             given = {kind: found[PureWindowsPath(name).stem] for kind, found in guides.items() if PureWindowsPath(name).stem in found}
-            check_request(data, name, task, parsed, settings, gate, given)
+            check_request(data, name, sent, parsed, settings, gate, given)
             checked.append((name, data, given, None))
         except InputError as e:  # this file is refused; the others go on
             checked.append((name, None, {}, str(e)))

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from restore.api.deps import CeleryDep, GateDep, OwnerDep, SettingsDep, StoreDep
+from restore.api.deps import CeleryDep, GateDep, OwnerDep, SettingsDep, StoreDep, TaskDep
 from restore.api.media import media_type, suffix
 from restore.api.schemas import JobCreated, JobView, links
 from restore.api.submission import admit, submit, upload_bytes
@@ -33,7 +33,7 @@ def owned_job(store: JobStore, job_id: str, owner: str) -> Job:
 
 @router.post("", status_code=202, response_model=JobCreated)
 async def create_job(
-    response: Response, store: StoreDep, celery: CeleryDep, settings: SettingsDep, gate: GateDep, owner: OwnerDep,
+    response: Response, store: StoreDep, celery: CeleryDep, settings: SettingsDep, gate: GateDep, owner: OwnerDep, sent: TaskDep,
     file: Annotated[UploadFile, File(description="the image")],
     task: Annotated[str, Form(description="denoise, dewatermark, colorize, or a chain such as dewatermark,denoise")] = "denoise",
     options: Annotated[str | None, Form(description=OPTIONS_HELP)] = None,
@@ -48,7 +48,7 @@ async def create_job(
     parsed = options_from_json(options)
     await run_in_threadpool(admit, store, settings, owner)
     # Decoding to check is CPU work: off the event loop.
-    job = await run_in_threadpool(submit, store, celery, settings, gate, owner, data, file.filename or "", task, parsed, "", guidance)
+    job = await run_in_threadpool(submit, store, celery, settings, gate, owner, data, file.filename or "", sent, parsed, "", guidance)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return JobCreated(id=job.id, status=job.status, links=links(job.id))
 
