@@ -10,14 +10,14 @@ RUN if ! command -v python3 >/dev/null; then \
     fi && python3 -m venv /opt/restore
 ENV PATH=/opt/restore/bin:$PATH
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE NOTICE constraints.txt ./
 COPY restore restore
 COPY workers workers
 COPY api api
-COPY models/manifest.json models/*.onnx models/
+COPY models/manifest.json models/*.onnx models/*.md models/
 # onnxruntime-gpu replaces onnxruntime on GPU images. Both wheels write the same `onnxruntime` module,
 # so the CPU one goes first and the GPU one is force-reinstalled over whatever it left.
-RUN pip install . && if [ "$GPU" = "1" ]; then pip uninstall -y onnxruntime && pip install --force-reinstall "onnxruntime-gpu>=1.17"; fi \
+RUN pip install -c constraints.txt ".[service]" && if [ "$GPU" = "1" ]; then pip uninstall -y onnxruntime && pip install --force-reinstall "onnxruntime-gpu>=1.17"; fi \
     && cd / && restore models && rm -rf /src
 WORKDIR /
 RUN useradd --system --uid 10001 restore

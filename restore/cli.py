@@ -8,7 +8,7 @@ from restore.commands.batch_cmd import batch
 from restore.commands.bench_cmd import bench, expand_list_flags
 from restore.commands.models_cmd import models
 from restore.commands.restore_files import colorize, denoise, dewatermark
-from restore.commands.service_cmd import serve, worker
+from restore.commands.service_cmd import serve, settings_table, worker
 from restore.commands.train_cmd import export, synth_watermarks, train
 from restore.tasks import TASKS
 
@@ -24,8 +24,8 @@ app.command()(bench)
 app.command()(train)
 app.command()(export)
 app.command(name="synth-watermarks")(synth_watermarks)
-app.command()(serve)
-app.command()(worker)
+app.command(epilog=settings_table())(serve)
+app.command(epilog=settings_table())(worker)
 
 
 def main() -> None:

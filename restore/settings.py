@@ -16,11 +16,11 @@ Device = Literal["auto", "cpu", "cuda"]
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RESTORE_", extra="ignore")
 
-    models_dir: Path | None = None  # None: the models shipped with the package
-    device: Device = "auto"
+    models_dir: Path | None = Field(None, description="a folder with manifest.json and the models; None: the ones shipped")
+    device: Device = Field("auto", description="auto (CUDA when onnxruntime-gpu finds a GPU), cpu or cuda")
     threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = all cores")
     tile_size: int = Field(768, ge=64, le=4096, description="largest tile side in pixels")
-    tile_overlap: int = Field(32, ge=0, le=256)
+    tile_overlap: int = Field(32, ge=0, le=256, description="pixels neighbouring tiles share, blended")
     memory_budget_mb: int = Field(1024, ge=64, description="bounds the tile size: model activations per tile")
-    max_pixels: int = Field(120_000_000, ge=1)
-    max_bytes: int = Field(256 * 2**20, ge=1)
+    max_pixels: int = Field(120_000_000, ge=1, description="largest image, width x height, read from the header before decoding")
+    max_bytes: int = Field(256 * 2**20, ge=1, description="largest image file in bytes")

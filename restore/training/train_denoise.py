@@ -19,6 +19,10 @@ from restore.training.loop import LoopConfig, low_precision, start, train_loop
 from restore.training.nets import DenoiseUNet, UNetConfig
 
 JPEG_BLOCK = 8  # crops are degraded with this much margin, then cut at a random offset: JPEG's grid moves
+# The balancing weight's mean over Gaussian noise of sigma U(0, 55): dividing by this constant (not by each
+# batch's own mean) keeps a Gaussian crop's weight what it was when the model learnt Gaussian noise alone,
+# so the low-noise crops of the mix add to training rather than dilute what the Gaussian ones teach.
+BALANCE_MEAN = 30.0 * float(np.log(60.0 / 5.0)) / 55.0
 
 
 @dataclass
@@ -118,8 +122,7 @@ def train(cfg: DenoiseTrainConfig) -> Path:
         per_crop = (denoised.float() - target).abs().mean(dim=(1, 2, 3))
         if cfg.balance_noise:
             level = (noisy - target).flatten(1).std(dim=1) * 255
-            weight = 30.0 / (level + 5.0)
-            per_crop = per_crop * weight / weight.mean()
+            per_crop = per_crop * (30.0 / (level + 5.0)) / BALANCE_MEAN
         return per_crop.mean()
 
     checks = (lambda ema: evaluate(ema, val, real)) if val is not None or real is not None else None
