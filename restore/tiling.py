@@ -96,8 +96,15 @@ def tiled_run(
     full-size float copy of a 50-megapixel photo is never made.
     """
     height, width, _ = image.shape
+    if min(height, width) < tiler.multiple and max(height, width) > tiler.tile:
+        return _folded(image, fn, tiler, progress)
     scale = _scale(image.dtype)
-    th, tw = (fitted(n, tiler.tile, tiler.overlap, tiler.multiple) for n in (height, width))
+    # A tile's memory is its area: a short image gets tiles as much wider as it is shorter (and a narrow
+    # one taller), so a strip is not cut into many small tiles that each pay the model's fixed costs.
+    th = fitted(height, tiler.tile, tiler.overlap, tiler.multiple)
+    tw = fitted(width, _longer(tiler, min(th, _padded(height, tiler.multiple))), tiler.overlap, tiler.multiple)
+    if tw < tiler.tile:
+        th = fitted(height, _longer(tiler, min(tw, _padded(width, tiler.multiple))), tiler.overlap, tiler.multiple)
     ys, xs = starts(height, th, tiler.overlap), starts(width, tw, tiler.overlap)
     wy, wx = ramps(height, th, ys), ramps(width, tw, xs)
     out: np.ndarray | None = None  # allocated once the first tile says how many channels come out
@@ -127,6 +134,33 @@ def tiled_run(
             band, band_top = row, y
     _emit(out, band, band_top, scale)
     return out
+
+
+def _padded(length: int, multiple: int) -> int:
+    return -(-length // multiple) * multiple
+
+
+def _longer(tiler: Tiler, other: int) -> int:
+    """The longest tile side (a multiple of the stride) whose area, beside a side of `other`, is a square tile's."""
+    return max(tiler.tile, tiler.tile * tiler.tile // max(other, 1) // tiler.multiple * tiler.multiple)
+
+
+def _folded(image: np.ndarray, fn: TileFn, tiler: Tiler, progress) -> np.ndarray:
+    """A strip thinner than the model's stride, cut into overlapping pieces stacked into a block at least
+    a stride tall, run as one image and put back. Padded instead, each strip pixel would cost the model
+    stride / thickness pixels (16 for a 1-pixel strip); stacked, about one."""
+    turned = image.shape[0] > image.shape[1]
+    strip = image.transpose(1, 0, 2) if turned else image  # (h, W, C), h < stride
+    h, W, _ = strip.shape
+    o = tiler.overlap
+    # As many pieces as make the block's padded height and the pieces' overlaps cost the least.
+    pieces = min(range(-(-tiler.multiple // h), 4 * tiler.multiple + 1), key=lambda p: _padded(h * p, tiler.multiple) * (-(-W // p) + 2 * o))
+    length = -(-W // pieces)
+    padded = np.pad(strip, ((0, 0), (o, pieces * length - W + o), (0, 0)), mode="symmetric")
+    block = np.concatenate([padded[:, j * length : j * length + length + 2 * o] for j in range(pieces)], axis=0)
+    done = tiled_run(block, fn, tiler, progress)
+    out = np.concatenate([done[j * h : (j + 1) * h, o : o + length] for j in range(pieces)], axis=1)[:, :W]
+    return np.ascontiguousarray(out.transpose(1, 0, 2) if turned else out)
 
 
 def _emit(out: np.ndarray, rows: np.ndarray, top: int, scale: float) -> None:
