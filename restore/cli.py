@@ -9,7 +9,7 @@ from restore.commands.bench_cmd import bench, expand_list_flags
 from restore.commands.models_cmd import models
 from restore.commands.restore_files import colorize, denoise, dewatermark
 from restore.commands.service_cmd import serve, settings_table, worker
-from restore.commands.train_cmd import export, synth_watermarks, train
+from restore.commands.train_cmd import export, quantize, synth_watermarks, train
 from restore.tasks import TASKS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -23,6 +23,7 @@ app.command()(models)
 app.command()(bench)
 app.command()(train)
 app.command()(export)
+app.command()(quantize)
 app.command(name="synth-watermarks")(synth_watermarks)
 app.command(epilog=settings_table())(serve)
 app.command(epilog=settings_table())(worker)

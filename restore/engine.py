@@ -53,6 +53,10 @@ class Session:
     def device(self) -> str:
         return device_of(self.providers)
 
+    def describe(self) -> dict:
+        """What a job's metrics say about the model that ran: name@version, precision, providers."""
+        return {"model": f"{self.model.name}@{self.model.version}", "precision": self.model.precision, "providers": self.providers}
+
     def run(self, x: np.ndarray) -> np.ndarray:
         """The first output (the restored image)."""
         return self.outputs(x)[0]
@@ -73,8 +77,20 @@ class Engine:
     def session(self, model: ModelInfo) -> Session:
         with self._lock:
             if model.name not in self._sessions:
-                self._sessions[model.name] = self._load(model)
+                self._sessions[model.name] = self._load(self.variant(model))
             return self._sessions[model.name]
+
+    def variant(self, model: ModelInfo) -> ModelInfo:
+        """The precision to run: the setting's, or for auto fp16 on CUDA and, on CPU, int8 where the
+        manifest says its int8 variant keeps the model's quality (auto: true), else fp32."""
+        precision = self.settings.precision
+        if precision == "auto":
+            on_cuda = device_of(providers_for(self.settings.device)) == "cuda"
+            if on_cuda:
+                precision = "fp16" if "fp16" in model.variants else "fp32"
+            else:
+                precision = "int8" if model.variants.get("int8", {}).get("auto") else "fp32"
+        return model.variant(precision)
 
     def _load(self, model: ModelInfo) -> Session:
         verify(model)
@@ -89,5 +105,5 @@ class Engine:
             raise ModelError(f"model {model.name}: ONNX Runtime cannot load {model.path}: {e}") from e
         if self.settings.device == "cuda" and inner.get_providers()[0] != CUDA:
             raise DeviceError(f"model {model.name}: CUDA provider failed to initialise (got {inner.get_providers()}); check the CUDA and cuDNN libraries")
-        log.info("loaded %s %s on %s", model.name, model.version, inner.get_providers())
+        log.info("loaded %s %s (%s) on %s", model.name, model.version, model.precision, inner.get_providers())
         return Session(model, inner)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,10 +34,25 @@ class ModelInfo:
     path: Path
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    # Other precisions of the same model: {"int8": {"file", "sha256", ...}, "fp16": {...}}; the entry's own
+    # file is fp32.
+    variants: dict = field(default_factory=dict)
+    precision: str = "fp32"  # which of them this is
 
     @property
     def stride(self) -> int:
         return int(self.input.get("multiple_of", 1))
+
+    def variant(self, precision: str) -> ModelInfo:
+        """This model in another precision (fp32 is the entry itself); ModelError if it has none."""
+        if precision == "fp32":
+            return self
+        found = self.variants.get(precision)
+        if found is None:
+            have = ", ".join(["fp32", *self.variants])
+            raise ModelError(f"model {self.name}@{self.version} has no {precision} variant (it has {have})")
+        return replace(self, file=found["file"], sha256=found["sha256"], path=self.path.with_name(found["file"]),
+                       variants={}, precision=precision)
 
 
 def load_manifest(models_dir: Path | None = None) -> dict[str, ModelInfo]:
@@ -46,7 +61,7 @@ def load_manifest(models_dir: Path | None = None) -> dict[str, ModelInfo]:
         entries = json.loads((folder / MANIFEST).read_text())["models"]
     except (OSError, ValueError, KeyError) as e:
         raise ModelError(f"cannot read {folder / MANIFEST}: {e}") from e
-    known = {f.name for f in fields(ModelInfo)} - {"path"}
+    known = {f.name for f in fields(ModelInfo)} - {"path", "precision"}
     try:
         return {e["name"]: ModelInfo(**{k: v for k, v in e.items() if k in known}, path=folder / e["file"]) for e in entries}
     except (KeyError, TypeError) as e:

@@ -11,6 +11,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["auto", "fp32", "int8", "fp16"]
 
 
 class Settings(BaseSettings):
@@ -18,6 +19,8 @@ class Settings(BaseSettings):
 
     models_dir: Path | None = Field(None, description="a folder with manifest.json and the models; None: the ones shipped")
     device: Device = Field("auto", description="auto (CUDA when onnxruntime-gpu finds a GPU), cpu or cuda")
+    precision: Precision = Field("auto", description="auto (fp16 on CUDA; on CPU int8 where the model's int8 variant keeps its "
+                                 "quality, else fp32), fp32, int8 or fp16")
     threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0 = all cores")
     tile_size: int = Field(768, ge=64, le=4096, description="largest tile side in pixels")
     tile_overlap: int = Field(32, ge=0, le=256, description="pixels neighbouring tiles share, blended")

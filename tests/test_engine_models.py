@@ -69,3 +69,65 @@ def test_shipped_manifest_verifies():
         assert m.input["multiple_of"] >= 1 and m.training["data"] and m.metrics
     raw = json.loads((next(iter(manifest.values())).path.parent / "manifest.json").read_text())
     assert all(set(e) >= {"name", "version", "file", "sha256", "input", "output", "training", "metrics"} for e in raw["models"])
+
+
+def with_variants(identity_models, tmp_path, auto: bool):
+    """A copy of the tiny models whose denoiser lists an int8 and an fp16 variant (copies of the fp32
+    file, so the outputs agree exactly and only the selection is under test)."""
+    import hashlib
+
+    folder = tmp_path / "m"
+    shutil.copytree(identity_models, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    entry = next(m for m in manifest["models"] if m["task"] == "denoise")
+    entry["variants"] = {}
+    for variant in ("int8", "fp16"):
+        name = f"tiny-denoise.{variant}.onnx"
+        shutil.copy(folder / entry["file"], folder / name)
+        entry["variants"][variant] = {"file": name, "sha256": hashlib.sha256((folder / name).read_bytes()).hexdigest(),
+                                      **({"auto": auto} if variant == "int8" else {})}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+@pytest.mark.parametrize("asked,auto,expected", [
+    ("auto", True, "int8"), ("auto", False, "fp32"), ("fp32", True, "fp32"), ("int8", False, "int8"), ("fp16", False, "fp16"),
+])
+def test_precision_selection(identity_models, tmp_path, asked, auto, expected):
+    folder = with_variants(identity_models, tmp_path, auto)
+    engine = Engine(Settings(models_dir=folder, device="cpu", threads=1, precision=asked))
+    session = engine.session(model_for_task("denoise", folder))
+    assert session.model.precision == expected and session.model.path.name.endswith(("" if expected == "fp32" else expected) + ".onnx")
+    assert session.describe()["precision"] == expected
+
+
+def test_a_missing_variant_or_a_wrong_checksum_is_refused(identity_models, tmp_path):
+    folder = with_variants(identity_models, tmp_path, False)
+    with pytest.raises(ModelError, match="has no int8 variant"):
+        Engine(Settings(models_dir=folder, device="cpu", precision="int8")).session(model_for_task("dewatermark", folder))
+    (folder / "tiny-denoise.int8.onnx").write_bytes(b"changed")
+    with pytest.raises(ModelError, match="sha256"):
+        Engine(Settings(models_dir=folder, device="cpu", precision="int8")).session(model_for_task("denoise", folder))
+
+
+def test_every_shipped_variant_matches_its_checksum_and_its_fp32_model():
+    """Each variant of each shipped model loads (its sha256 is the manifest's) and gives nearly what fp32
+    gives on a small photo: fp16 within rounding, int8 within its calibrated steps."""
+    from restore.io import read_image, to_float
+    from conftest import REPO
+
+    photo = to_float(read_image(REPO / "samples" / "noisy" / "astronaut.png"))[:128, :160]
+    for model in load_manifest(None).values():
+        if model.task not in ("denoise", "dewatermark") or not model.variants:
+            continue
+        outputs = {}
+        for precision in ("fp32", *model.variants):
+            variant = model.variant(precision)
+            verify(variant)
+            session = Engine(Settings(_env_file=None, device="cpu", threads=1, precision=precision)).session(model)
+            x = np.ascontiguousarray(photo.transpose(2, 0, 1)[None])
+            inputs = (x, np.zeros_like(x[:, :1])) if model.task == "dewatermark" else (x,)
+            outputs[precision] = session.outputs(*inputs)[0]
+        for precision, out in outputs.items():
+            error = float(np.sqrt(np.mean((out - outputs["fp32"]) ** 2)))
+            assert error < (1e-3 if precision == "fp16" else 0.02), (model.name, precision, error)

@@ -9,7 +9,7 @@ import typer
 from tqdm import tqdm
 
 from restore.batch import SUMMARY, BatchItem, Outcome, guidance_for, overwrites, plan_batch, run_batch, summarize
-from restore.commands.common import DeviceOpt, FormatOpt, OptionsOpt, ThreadsOpt, TileOpt, fail, output_suffix, parse_options, restore_file, settings_from
+from restore.commands.common import DeviceOpt, PrecisionOpt, FormatOpt, OptionsOpt, ThreadsOpt, TileOpt, fail, output_suffix, parse_options, restore_file, settings_from
 from restore.errors import InputError, RestoreError
 from restore.pipeline import plan
 from restore.tasks.base import Context
@@ -31,6 +31,7 @@ def batch(
     api_key: Annotated[Optional[str], typer.Option(metavar="KEY", envvar="RESTORE_API_KEY", help="X-API-Key for --server")] = None,
     in_flight: Annotated[int, typer.Option(min=1, metavar="N", help="jobs in flight at once with --server")] = 8,
     device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
     threads: ThreadsOpt = None,
     tile: TileOpt = None,
 ) -> None:
@@ -45,7 +46,7 @@ def batch(
         tasks = ",".join(request.tasks)
         items = plan_batch(in_dir, out_dir, recursive, include or (), output_suffix(fmt))
         refused = overwrites(items, request.results)
-        ctx = None if server else Context.create(settings_from(device, threads, tile))
+        ctx = None if server else Context.create(settings_from(device, threads, tile, precision))
     except RestoreError as e:
         fail(e)
 

@@ -40,7 +40,7 @@ def expand_list_flags(argv: list[str]) -> list[str]:
 
 
 def bench(
-    task: Annotated[str, typer.Argument(help="denoise, dewatermark, colorize, or service (the HTTP service end to end)", metavar="TASK")],
+    task: Annotated[str, typer.Argument(help="denoise, dewatermark, colorize, speed (every model and precision), or service (the HTTP service end to end)", metavar="TASK")],
     data: Annotated[Optional[Path], typer.Option("--data", metavar="DIR", help="folder of clean photos", show_default=False)] = None,
     sigma: Annotated[Optional[list[float]], typer.Option("--sigma", metavar="SIGMA...", help="denoise: Gaussian noise levels, 0-255 scale [default: 15 25 50]", show_default=False)] = None,
     protocol: Annotated[Optional[list[str]], typer.Option("--protocol", metavar="NAME...", help="denoise: 8bit and/or paper [default: both]", show_default=False)] = None,
@@ -59,6 +59,8 @@ def bench(
     hints: Annotated[Optional[list[int]], typer.Option("--hints", metavar="N...", help="colorize: rows with this many seeded hint points from the truth [default: 0 1 5 10 20]", show_default=False)] = None,
     temperature: Annotated[Optional[float], typer.Option(metavar="T", help="colorize: the annealed mean's temperature [default: the model's]", show_default=False)] = None,
     jobs: Annotated[int, typer.Option(metavar="N", help="service: small-image jobs (large ones: a tenth)")] = 50,
+    megapixels: Annotated[float, typer.Option(metavar="MP", help="speed: the size of the timed photo")] = 12.0,
+    tune: Annotated[bool, typer.Option("--tune", help="speed: also time tile sizes and how a worker's cores are best split")] = False,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
 ) -> None:
@@ -66,12 +68,14 @@ def bench(
     try:
         if task == "service":
             return service_bench(threads or 2, json_out, jobs)
+        if task == "speed":
+            return speed_bench(settings_from(device, threads, None), data, limit or 8, megapixels, tune, json_out)
         if task == "dewatermark":
             return dewatermark_bench(data, limit, seed, fonts, words, logos, turned, settings_from(device, threads, None), json_out)
         if task == "colorize":
             return colorize_bench(data, limit, seed, hints or [0, 1, 5, 10, 20], temperature, settings_from(device, threads, None), json_out)
         if task != "denoise":
-            raise InputError(f"bench is available for denoise, dewatermark, colorize and service, not {task!r}")
+            raise InputError(f"bench is available for denoise, dewatermark, colorize, speed and service, not {task!r}")
         denoise_bench(data, real, sigma or [15, 25, 50], protocol or ["8bit", "paper"], baseline if baseline is not None else ["nlm", "bm3d"],
                       jpeg or [], clean, against, limit, settings_from(device, threads, None), json_out)
     except RestoreError as e:
@@ -221,3 +225,29 @@ def colorize_bench(data: Path | None, limit: int | None, seed: int, hints: list[
     typer.echo(PUBLISHED_COLORIZE)
     if json_out:
         json_out.write_text(json.dumps({"rows": [asdict(r) for r in rows], **extra}, indent=2))
+
+
+def speed_bench(settings, data: Path | None, limit: int, megapixels: float, tune: bool, json_out: Path | None) -> None:
+    from restore.bench.speed import run_speed, split_cores, tile_sizes
+
+    rows, info = run_speed(settings, megapixels, data, limit, progress=lambda m: typer.echo(m, err=True))
+    typer.echo(f"\nspeed on a {info['megapixels']} MP photo through the command line's path, CPU: {info['cpu']}, "
+               f"ONNX Runtime threads: {info['threads'] or 'all cores'}\n")
+    typer.echo("| model | precision | s/MP | time / fp32 | time / OpenCV NLM | PSNR dB (own bench) | PSNR change |")
+    typer.echo("|---|---|---|---|---|---|---|")
+    for r in rows:
+        quality = "-" if r.psnr is None else f"{r.psnr:.2f}"
+        change = "-" if r.psnr_change is None else f"{r.psnr_change:+.3f}"
+        typer.echo(f"| {r.task} | {r.precision} | {r.sec_per_mp:.2f} | {r.time_vs_fp32:.2f}x | {r.time_vs_nlm:.2f}x | {quality} | {change} |")
+    typer.echo(f"\nOpenCV fastNlMeansDenoisingColored (h 10, 7/21 windows) on the same photo: {info['nlm_sec_per_mp']:.2f} s/MP. "
+               "Own benches" + (f": the first {limit} photos of {data} (denoise: Gaussian sigma 25, 8-bit; dewatermark: the "
+                                "seed-0 synthesized marks; colorize: the default sample)." if data else ": not run (give --data DIR)."))
+    report = {"rows": [asdict(r) for r in rows], **info}
+    if tune:
+        tiles = tile_sizes(settings)
+        cores = split_cores(settings.models_dir)
+        typer.echo("\ndenoise by tile size (s/MP): " + ", ".join(f"{k} px {v:.2f}" for k, v in tiles.items()))
+        typer.echo("denoise photos/s on every core (1 MP each): " + ", ".join(f"{k}: {v:.2f}" for k, v in cores.items()))
+        report |= {"tile_sizes": tiles, "split_cores": cores}
+    if json_out:
+        json_out.write_text(json.dumps(report, indent=2))

@@ -17,15 +17,16 @@ from restore.tasks.base import Context
 InputsArg = Annotated[list[str], typer.Argument(help="image files, or - for stdin", show_default=False, metavar="IMAGE...")]
 OutputOpt = Annotated[str, typer.Option("--output", "-o", metavar="PATH", help="output file, folder (several inputs), or - for stdout", show_default=False)]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", metavar="DEVICE", help="auto, cpu or cuda [default: RESTORE_DEVICE, else auto]", show_default=False)]
+PrecisionOpt = Annotated[Optional[str], typer.Option("--precision", metavar="PRECISION", help="auto, fp32, int8 or fp16 [default: RESTORE_PRECISION, else auto: int8 on CPU where it keeps the model's quality, fp16 on CUDA]", show_default=False)]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", metavar="N", help="ONNX Runtime threads; 0 = all cores [default: RESTORE_THREADS, else 0]", show_default=False)]
 TileOpt = Annotated[Optional[int], typer.Option("--tile", metavar="PIXELS", help="largest tile side in pixels [default: RESTORE_TILE_SIZE, else 768]", show_default=False)]
 FormatOpt = Annotated[Optional[str], typer.Option("--format", "-f", metavar="FORMAT", help=f"output format: {', '.join(sorted(set(FORMATS)))} [default: the output's suffix, else the input's]", show_default=False)]
 OptionsOpt = Annotated[Optional[str], typer.Option("--options", metavar="JSON", help="task options as a JSON object; the flags above take precedence", show_default=False)]
 
 
-def settings_from(device: str | None, threads: int | None, tile: int | None) -> Settings:
+def settings_from(device: str | None, threads: int | None, tile: int | None, precision: str | None = None) -> Settings:
     """Environment (RESTORE_*) first, flags over it."""
-    overrides = {k: v for k, v in {"device": device, "threads": threads, "tile_size": tile}.items() if v is not None}
+    overrides = {k: v for k, v in {"device": device, "threads": threads, "tile_size": tile, "precision": precision}.items() if v is not None}
     try:
         return Settings(**overrides)
     except ValueError as e:

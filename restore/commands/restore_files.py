@@ -11,7 +11,7 @@ import typer
 from tqdm import tqdm
 
 from restore.batch import BatchItem, overwrites
-from restore.commands.common import (DeviceOpt, FormatOpt, InputsArg, OptionsOpt, OutputOpt, ThreadsOpt, TileOpt, check_target, fail,
+from restore.commands.common import (DeviceOpt, PrecisionOpt, FormatOpt, InputsArg, OptionsOpt, OutputOpt, ThreadsOpt, TileOpt, check_target, fail,
                                      output_suffix, parse_options, restore_file, settings_from)
 from restore.errors import InputError, RestoreError
 from restore.guidance import KINDS, parse_point
@@ -75,11 +75,12 @@ def denoise(
     options: OptionsOpt = None,
     fmt: FormatOpt = None,
     device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
     threads: ThreadsOpt = None,
     tile: TileOpt = None,
 ) -> None:
     try:
-        restore_many("denoise", inputs, output, parse_options(options, fmt, strength=strength, sigma=sigma), settings_from(device, threads, tile))
+        restore_many("denoise", inputs, output, parse_options(options, fmt, strength=strength, sigma=sigma), settings_from(device, threads, tile, precision))
     except RestoreError as e:
         fail(e)
 
@@ -93,11 +94,12 @@ def dewatermark(
     options: OptionsOpt = None,
     fmt: FormatOpt = None,
     device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
     threads: ThreadsOpt = None,
     tile: TileOpt = None,
 ) -> None:
     try:
-        restore_many("dewatermark", inputs, output, parse_options(options, fmt, ensemble=ensemble), settings_from(device, threads, tile), {"mask": mask})
+        restore_many("dewatermark", inputs, output, parse_options(options, fmt, ensemble=ensemble), settings_from(device, threads, tile, precision), {"mask": mask})
     except RestoreError as e:
         fail(e)
 
@@ -115,13 +117,14 @@ def colorize(
     options: OptionsOpt = None,
     fmt: FormatOpt = None,
     device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
     threads: ThreadsOpt = None,
 ) -> None:
     try:
         opts = parse_options(options, fmt, samples=samples, seed=seed)
         if hint:
             opts["hints"] = list(opts.get("hints", [])) + [{"x": x, "y": y, "color": c} for x, y, c in map(parse_point, hint)]
-        restore_many("colorize", inputs, output, opts, settings_from(device, threads, None), {"hints": hints})
+        restore_many("colorize", inputs, output, opts, settings_from(device, threads, None, precision), {"hints": hints})
     except RestoreError as e:
         fail(e)
 

@@ -95,6 +95,7 @@ def export(
     manifest: Annotated[Optional[Path], typer.Option(help="manifest to register the model in")] = Path("models/manifest.json"),
     version: Annotated[str, typer.Option(help="model version for the manifest")] = "1",
     slim: Annotated[Optional[Path], typer.Option(help="also write a slim fp16 resumable checkpoint here")] = None,
+    calibrate: Annotated[Optional[list[Path]], typer.Option("--calibrate", metavar="DIR", help="photos to calibrate the int8 variant on: also write the int8 and fp16 variants (repeatable)", show_default=False)] = None,
 ) -> None:
     """Export the EMA weights to ONNX, check ONNX Runtime against torch, and register the model."""
     _check(task)
@@ -112,9 +113,41 @@ def export(
     if slim:
         slim_checkpoint(state, slim)
         typer.echo(f"wrote {slim}")
+    entry = manifest_entry(task, name, version, out, state, slim)
+    if calibrate:
+        entry["variants"] = _variants(task, out, calibrate, state["config"].get("working_size", 128))
     if manifest:
-        register(manifest, manifest_entry(task, name, version, out, state, slim))
+        register(manifest, entry)
         typer.echo(f"registered in {manifest}")
+
+
+def _variants(task: str, onnx_file: Path, calibrate: list[Path], working_size: int) -> dict:
+    from restore.training.export import sha256
+    from restore.training.quantize import write_variants
+
+    files = write_variants(task, onnx_file, calibrate, working_size)
+    for variant, path in files.items():
+        typer.echo(f"wrote {path} ({variant})")
+    return {variant: {"file": path.name, "sha256": sha256(path)} for variant, path in files.items()}
+
+
+def quantize(
+    task: Annotated[str, typer.Argument(help="denoise, dewatermark or colorize")],
+    calibrate: Annotated[list[Path], typer.Option("--calibrate", metavar="DIR", help="photos to calibrate the int8 variant on (repeatable)")],
+    manifest: Annotated[Path, typer.Option(metavar="PATH", help="the manifest whose model gets the variants")] = Path("models/manifest.json"),
+) -> None:
+    """Write the int8 and fp16 variants of a registered model and list them in its manifest entry."""
+    _check(task)
+    import json
+
+    data = json.loads(manifest.read_text())
+    entry = next((m for m in data["models"] if m["task"] == task), None)
+    if entry is None:
+        fail(RestoreError(f"no model for task {task!r} in {manifest}"))
+    working_size = int(entry["input"].get("working_size", 128))
+    entry["variants"] = _variants(task, manifest.parent / entry["file"], calibrate, working_size)
+    manifest.write_text(json.dumps(data, indent=2) + "\n")
+    typer.echo(f"registered in {manifest}")
 
 
 def synth_watermarks(

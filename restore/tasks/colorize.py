@@ -236,8 +236,7 @@ def run(image: np.ndarray, options: ColorizeOptions, ctx: Context, guidance: dic
         "seed": options.seed,
         "hinted_pixels": len(hints),
         "converted_to_gray": image.shape[2] == 3,  # a colour input's own colours are discarded first
-        "model": f"{session.model.name}@{session.model.version}",
-        "providers": session.providers,
+        **session.describe(),
     }
     return outputs, metrics
 

@@ -88,8 +88,7 @@ def run(image: np.ndarray, options: DenoiseOptions, ctx: Context, guidance: dict
     session = ctx.session(NAME)
     removed = Removed()
     out = run_tiled(ctx, session, image, denoise_fn(session, options.strength, removed))
-    metrics.update(noise_removed=round(removed.level, 2), model=f"{session.model.name}@{session.model.version}",
-                   providers=session.providers)
+    metrics.update(noise_removed=round(removed.level, 2), **session.describe())
     return [out], metrics
 
 

@@ -91,8 +91,7 @@ def run(image: np.ndarray, options: DewatermarkOptions, ctx: Context, guidance: 
         "watermarked_fraction": round(float((found > half).mean()), 5),
         "guided": mask is not None,
         "ensemble": options.ensemble,
-        "model": f"{session.model.name}@{session.model.version}",
-        "providers": session.providers,
+        **session.describe(),
     }
     return [np.ascontiguousarray(color)], metrics
 
