@@ -252,3 +252,24 @@ def test_dewatermark_with_and_without_a_mask(cli, tmp_path):
     assert (guided[marked] != original[marked]).any()  # repainted where the user's mask says
     result = cli("dewatermark", src, src, "--mask", hint, "-o", tmp_path / "out")
     assert result.exit_code == 1 and "single input" in result.output
+
+
+def test_an_unknown_output_suffix_is_an_error_before_any_work(cli, tmp_path):
+    src = make_image(tmp_path / "a.png")
+    result = cli("denoise", src, "-o", tmp_path / "out.gif")
+    assert result.exit_code == 1 and ".gif is not a format restore writes" in result.output
+    assert not (tmp_path / "out.gif").exists()
+    assert cli("denoise", src, "-o", tmp_path / "out.gif", "--format", "png").exit_code == 0  # said outright: PNG bytes
+
+
+def test_each_command_shows_its_own_example_and_its_defaults(cli):
+    for task, example in (("denoise", "restore denoise photo.jpg"), ("dewatermark", "restore dewatermark marked.jpg"),
+                          ("colorize", "restore colorize old.jpg")):
+        text = cli(task, "--help").output
+        assert example in text and "<bool>" not in text and "<str>" not in text
+        other = {"denoise", "dewatermark", "colorize"} - {task}
+        assert not any(f"restore {o} " in text for o in other)
+    assert "[default: 1.0]" in cli("denoise", "--help").output
+    assert "[default: 1]" in cli("colorize", "--help").output
+    serve = cli("serve", "--help").output
+    assert "RESTORE_REDIS_URL = 'redis://127.0.0.1:6379/0'" in serve and "RESTORE_API_KEYS" in serve

@@ -14,7 +14,7 @@ from restore.pipeline import Plan, options_from_json, process
 from restore.settings import Settings
 from restore.tasks.base import Context
 
-InputsArg = Annotated[list[str], typer.Argument(help="image files, or - for stdin", show_default=False, metavar="IMAGE...")]
+InputsArg = Annotated[list[str], typer.Argument(help="image files, or - for stdin", show_default=False, metavar="IMAGE")]
 OutputOpt = Annotated[str, typer.Option("--output", "-o", metavar="PATH", help="output file, folder (several inputs), or - for stdout", show_default=False)]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", metavar="DEVICE", help="auto, cpu or cuda [default: RESTORE_DEVICE, else auto]", show_default=False)]
 PrecisionOpt = Annotated[Optional[str], typer.Option("--precision", metavar="PRECISION", help="auto, fp32, int8 or fp16 [default: RESTORE_PRECISION, else auto: int8 on CPU where it keeps the model's quality, fp16 on CUDA]", show_default=False)]
