@@ -33,7 +33,7 @@ BAND = 512  # rows per band when composing the full-size output
 MAX_POINTS = 1000
 AB_SCALE = 110.0  # the model's hint input is a / AB_SCALE, b / AB_SCALE
 REGION_DRAWS = 4  # regions whose colour each sample after the first draws anew
-SPREAD = 1.5  # how far (in quarter-size cells, a Gaussian's sigma) the correction towards a hint reaches
+SPREAD_L, SPREAD_PULL, SPREAD_STEPS = 16.0, 0.001, 400  # how hints spread: see towards_hints
 
 
 class HintPoint(BaseModel):
@@ -65,6 +65,22 @@ def annealed_mean(logits: np.ndarray, bins: np.ndarray, temperature: float) -> n
     z = np.exp(z - z.max(axis=1, keepdims=True))
     p = z / z.sum(axis=1, keepdims=True)
     return np.einsum("nqhw,qc->nchw", p, bins, optimize=True)
+
+
+def decode(logits: np.ndarray, out: dict, temperature: float | None = None) -> np.ndarray:
+    """(N, Q, h, w) logits -> (N, 2, h, w) ab as the manifest's output spec says: the annealed mean of the
+    (rebalanced, so vivid) distribution; and where the spec gives a `mean` decoding (the distribution without
+    rebalancing, sharpened), each colouring's overall colour is that one's instead. Rebalancing favours
+    rare colours, which keeps local colour vivid but also shifts a photo's overall colour towards them (a
+    cast); the plain distribution's mean is the better guess of the overall colour."""
+    bins = np.asarray(out["bins"], np.float32)
+    ab = annealed_mean(logits, bins, temperature or float(out["temperature"]))
+    plain = out.get("mean")
+    if plain:
+        shift = np.asarray(plain["shift"], np.float32)[None, :, None, None]
+        overall = annealed_mean(logits + shift, bins, float(plain["temperature"])).mean(axis=(2, 3), keepdims=True)
+        ab = ab - ab.mean(axis=(2, 3), keepdims=True) + overall
+    return ab
 
 
 def latents(samples: int, seed: int, channels: int) -> np.ndarray:
@@ -127,7 +143,7 @@ def predict_ab(session: Session, L: np.ndarray, samples: int, seed: int, tempera
     latent = int(spec.get("latent", 0))
     if not latent:  # the deterministic baseline: every sample is the same
         (logits,) = session.outputs(small)
-        return annealed_mean(np.repeat(logits, samples, axis=0), bins, temperature)
+        return decode(np.repeat(logits, samples, axis=0), out, temperature)
     hinted = "hint" in spec
     hint = hint_input(hints if hints is not None else Hints.none(L.shape[::-1]), (h, w))[None]
     z = latents(samples, seed, latent)
@@ -145,13 +161,14 @@ def predict_ab(session: Session, L: np.ndarray, samples: int, seed: int, tempera
         for i in range(1, samples):
             extra = region_draws(probs, bins, taken, rng, REGION_DRAWS) if hinted else None
             results.append(logits_for(i, extra))
-    return annealed_mean(np.concatenate(results), bins, temperature)
+    return decode(np.concatenate(results), out, temperature)
 
 
-def towards_hints(ab: np.ndarray, hints: Hints) -> np.ndarray:
-    """(2, hq, wq) quarter-size ab corrected towards the hints: each hinted cell takes its hints' mean,
-    and the correction fades over about SPREAD cells around it, so a hint that the model followed only
-    partly does not stand out as a dot."""
+def towards_hints(ab: np.ndarray, hints: Hints, L: np.ndarray) -> np.ndarray:
+    """(2, hq, wq) quarter-size ab corrected towards the hints: each hinted cell takes its hints' mean, and
+    the correction spreads to the cells around it through similar lightness, fading across edges and with
+    distance (an edge-aware diffusion on the quarter-size grid, after Levin et al., "Colorization using
+    Optimization", 2004), so a hint recolours the region it is in. L: the photo's lightness, full size."""
     if not len(hints):
         return ab
     hq, wq = ab.shape[1:]
@@ -159,13 +176,27 @@ def towards_hints(ab: np.ndarray, hints: Hints) -> np.ndarray:
     cell = ((hints.rows * hq) // height) * wq + (hints.cols * wq) // width
     count = np.bincount(cell, minlength=hq * wq).reshape(hq, wq).astype(np.float32)
     target = np.stack([np.bincount(cell, hints.ab[:, c], minlength=hq * wq).reshape(hq, wq) for c in range(2)]) / np.maximum(count, 1)
-    weight = (count > 0).astype(np.float32)
-    residual = (target - ab) * weight
-    blur = lambda a: cv2.GaussianBlur(a, (0, 0), SPREAD, borderType=cv2.BORDER_REPLICATE)  # noqa: E731
-    spread = blur(weight)
-    reach = np.minimum(spread / blur(np.pad(np.ones((1, 1), np.float32), 8)).max(), 1.0)  # 1 at a hint, fading away
-    correction = np.stack([blur(r) for r in residual]) / np.maximum(spread, 1e-6)
-    return (ab + reach * correction).astype(np.float32)
+    fixed = count > 0
+    cells = cv2.resize(L, (wq, hq), interpolation=cv2.INTER_AREA)
+    # Neighbour weights from the lightness step between cells (SPREAD_L in L units) and a pull back to no
+    # correction (SPREAD_PULL) that makes a correction fade with distance.
+    down = np.exp(-((cells[1:] - cells[:-1]) ** 2) / (2 * SPREAD_L**2))[None]
+    right = np.exp(-((cells[:, 1:] - cells[:, :-1]) ** 2) / (2 * SPREAD_L**2))[None]
+    pinned = np.where(fixed, target - ab, 0).astype(np.float32)
+    r = pinned.copy()
+    weight = np.full((1, hq, wq), SPREAD_PULL, np.float32)
+    weight[:, 1:] += down
+    weight[:, :-1] += down
+    weight[:, :, 1:] += right
+    weight[:, :, :-1] += right
+    for _ in range(SPREAD_STEPS):
+        total = np.zeros_like(r)
+        total[:, 1:] += down * r[:, :-1]
+        total[:, :-1] += down * r[:, 1:]
+        total[:, :, 1:] += right * r[:, :, :-1]
+        total[:, :, :-1] += right * r[:, :, 1:]
+        r = np.where(fixed, pinned, total / weight)
+    return (ab + r).astype(np.float32)
 
 
 def _linear_weights(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -212,7 +243,7 @@ def colorize_image(session: Session, image: np.ndarray, samples: int, seed: int,
     input is reduced to its lightness first."""
     L = lightness(image)
     hinted = hints if hints is not None and len(hints) else None
-    return [compose(L, towards_hints(ab, hinted) if hinted else ab, image.dtype, hinted)
+    return [compose(L, towards_hints(ab, hinted, L) if hinted else ab, image.dtype, hinted)
             for ab in predict_ab(session, L, samples, seed, temperature, hints)]
 
 

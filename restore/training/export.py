@@ -190,9 +190,13 @@ def manifest_entry(task: str, name: str, version: str, onnx_path: Path, state: d
                           **({"z": f"(N, {latent}, 1, 1), N(0, I); zeros for the most likely colouring"} if latent else {}),
                           **({"hint": "(N, 3, H, W): hinted a / 110, b / 110 and a mask of hinted pixels; zeros for none"}
                              if model.config.hints else {})}
+        # The overall colour from the distribution without rebalancing: its logits are these plus a shift per bin.
+        plain = train_colorize.prior_shift(state["colour_prior"], train_colorize.SERVED_REBALANCE, 1.0)
         entry["output"] = {"logits": {"layout": "NCHW", "dtype": "float32", "size": "H / 4, W / 4",
                                       "bins": ab_bins().tolist(), "temperature": train_colorize.TEMPERATURE,
-                                      "rebalance": train_colorize.SERVED_REBALANCE}}
+                                      "rebalance": train_colorize.SERVED_REBALANCE,
+                                      "mean": {"shift": [round(float(v), 5) for v in plain],
+                                               "temperature": train_colorize.MEAN_TEMPERATURE}}}
         entry["training"]["degradation"] = f"photos shrunk to {cfg['working_size']} px on the long side; L in, ab out" + (
             f"; KL weight {cfg['kl_weight']} after a {cfg['kl_warmup']}-step warm-up; {cfg['p_zero']:.0%} of crops decoded at z = 0"
             if latent else "") + (f"; class rebalancing {cfg['rebalance']} in training, served as "
