@@ -113,3 +113,24 @@ def test_server_batch_downloads_every_colorize_sample(tmp_path, live_api_tiny, w
     assert names == ["g0.png", "g0_1.png", "g0_2.png", "g1.png", "g1_1.png", "g1_2.png"]
     for name in names:
         assert np.array_equal(pixels((tmp_path / "local" / name).read_bytes()), pixels((tmp_path / "remote" / name).read_bytes()))
+
+
+def test_server_batch_sends_each_photos_hints_and_matches_the_in_process_batch(tmp_path, live_api_tiny, workers, identity_models):
+    from PIL import Image
+
+    src, hints = tmp_path / "in", tmp_path / "hints"
+    src.mkdir(), hints.mkdir()
+    for i in range(2):
+        (src / f"g{i}.png").write_bytes(png_bytes(i, mode="L"))
+    painted = np.zeros((32, 48, 4), np.uint8)
+    painted[4:7, 5:8] = (200, 40, 40, 255)
+    Image.fromarray(painted).save(hints / "g0.png")  # g1 has none: it runs without
+    env = service_env(identity_models)
+    local = run_batch(src, tmp_path / "local", "--task", "colorize", "--hints", str(hints), env=env)
+    workers.start(identity_models)
+    remote = run_batch(src, tmp_path / "remote", "--task", "colorize", "--hints", str(hints), "--server", live_api_tiny, env=env)
+    assert local.returncode == remote.returncode == 0, remote.stderr.decode()[-2000:]
+    summary = json.loads((tmp_path / "remote" / "restore-summary.json").read_text())
+    assert [f["metrics"]["tasks"][0]["hinted_pixels"] for f in summary["files"]] == [9, 0]
+    for name in ("g0.png", "g1.png"):
+        assert np.array_equal(pixels((tmp_path / "local" / name).read_bytes()), pixels((tmp_path / "remote" / name).read_bytes()))
