@@ -158,3 +158,27 @@ def tile_sizes(settings: Settings, sizes=(256, 512, 768, 1024), megapixels: floa
     mp = read_image(data).size[0] * read_image(data).size[1] / 1e6
     return {size: seconds(data, "denoise", Context.create(settings.model_copy(update={"tile_size": size, "device": "cpu"}))) / mp
             for size in sizes}
+
+
+QUALITY_KEPT_DB = 0.05  # an int8 variant that loses no more than this on its model's bench is used by auto on CPU
+
+
+def record_variants(rows: list[SpeedRow], models_dir: Path | None) -> Path:
+    """Write each variant's measured PSNR change and time ratio into the manifest; an int8 variant within
+    QUALITY_KEPT_DB of fp32 is marked auto (the engine's default on CPU)."""
+    import json
+
+    from restore.models import MANIFEST, default_models_dir
+
+    path = Path(models_dir or default_models_dir()) / MANIFEST
+    manifest = json.loads(path.read_text())
+    for row in rows:
+        if row.precision == "fp32" or row.psnr_change is None:
+            continue
+        entry = next(m for m in manifest["models"] if m["task"] == row.task)
+        variant = entry["variants"][row.precision]
+        variant.update(psnr_change_db=round(row.psnr_change, 3), time_vs_fp32=round(row.time_vs_fp32, 2))
+        if row.precision == "int8":
+            variant["auto"] = row.psnr_change >= -QUALITY_KEPT_DB
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return path

@@ -61,6 +61,7 @@ def bench(
     jobs: Annotated[int, typer.Option(metavar="N", help="service: small-image jobs (large ones: a tenth)")] = 50,
     megapixels: Annotated[float, typer.Option(metavar="MP", help="speed: the size of the timed photo")] = 12.0,
     tune: Annotated[bool, typer.Option("--tune", help="speed: also time tile sizes and how a worker's cores are best split")] = False,
+    record: Annotated[bool, typer.Option("--record", help="speed: write each variant's measured quality and time into the manifest, and mark an int8 variant that keeps the quality (0.05 dB) for auto")] = False,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
 ) -> None:
@@ -69,7 +70,7 @@ def bench(
         if task == "service":
             return service_bench(threads or 2, json_out, jobs)
         if task == "speed":
-            return speed_bench(settings_from(device, threads, None), data, limit or 8, megapixels, tune, json_out)
+            return speed_bench(settings_from(device, threads, None), data, limit or 8, megapixels, tune, json_out, record)
         if task == "dewatermark":
             return dewatermark_bench(data, limit, seed, fonts, words, logos, turned, settings_from(device, threads, None), json_out)
         if task == "colorize":
@@ -227,8 +228,8 @@ def colorize_bench(data: Path | None, limit: int | None, seed: int, hints: list[
         json_out.write_text(json.dumps({"rows": [asdict(r) for r in rows], **extra}, indent=2))
 
 
-def speed_bench(settings, data: Path | None, limit: int, megapixels: float, tune: bool, json_out: Path | None) -> None:
-    from restore.bench.speed import run_speed, split_cores, tile_sizes
+def speed_bench(settings, data: Path | None, limit: int, megapixels: float, tune: bool, json_out: Path | None, record: bool = False) -> None:
+    from restore.bench.speed import record_variants, run_speed, split_cores, tile_sizes
 
     rows, info = run_speed(settings, megapixels, data, limit, progress=lambda m: typer.echo(m, err=True))
     typer.echo(f"\nspeed on a {info['megapixels']} MP photo through the command line's path, CPU: {info['cpu']}, "
@@ -243,6 +244,10 @@ def speed_bench(settings, data: Path | None, limit: int, megapixels: float, tune
                "Own benches" + (f": the first {limit} photos of {data} (denoise: Gaussian sigma 25, 8-bit; dewatermark: the "
                                 "seed-0 synthesized marks; colorize: the default sample)." if data else ": not run (give --data DIR)."))
     report = {"rows": [asdict(r) for r in rows], **info}
+    if record:
+        if data is None:
+            raise InputError("--record needs the quality figures: give --data DIR")
+        typer.echo(f"recorded in {record_variants(rows, settings.models_dir)}")
     if tune:
         tiles = tile_sizes(settings)
         cores = split_cores(settings.models_dir)
