@@ -1,6 +1,7 @@
 """What a user installs: one top-level package with the models and the web page inside, the licence files,
 and a core that works without the service extra."""
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,8 +13,12 @@ from conftest import REPO
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)], check=True, cwd=out, timeout=600)
+    """Built from a copy of the source, as a fresh clone has it: a build/ folder left by an earlier build
+    in the working tree would be packed again."""
+    source, out = tmp_path_factory.mktemp("source") / "restore", tmp_path_factory.mktemp("wheel")
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "runs", "out", "test-artifacts",
+                                                                "*.egg-info", "__pycache__", "checkpoints"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)], check=True, cwd=out, timeout=600)
     return next(out.glob("restore_photos-*.whl"))
 
 
