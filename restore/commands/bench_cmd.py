@@ -21,8 +21,8 @@ PUBLISHED = (
     "SwinIR 34.42/31.78/28.56 (JingyunLiang/SwinIR figs/color_image_denoising.png)."
 )
 PUBLISHED_COLORIZE = ("Published (ImageNet, not this set): PSNR CIC 22.64, DeOldify 24.11, DDColor 23.85 dB; colourfulness "
-                      "about 32-38 (Hasler-Suesstrunk) (Kang et al., DDColor, ICCV 2023, table 1). With user points, ImageNet: "
-                      "Zhang et al. 2017 (Real-Time User-Guided Image Colorization, figure 4) gain several dB from 10 points.")
+                      "about 32-38 (Hasler-Suesstrunk) (as DDColor, Kang et al., ICCV 2023, reports them). With user points, ImageNet: "
+                      "Zhang et al. 2017 (Real-Time User-Guided Image Colorization) report gains of several dB from a handful of points.")
 
 
 def expand_list_flags(argv: list[str]) -> list[str]:

@@ -62,8 +62,9 @@ def calibration_inputs(task: str, model: onnx.ModelProto, folders: list[Path], c
             from restore.color import lightness
             from restore.tasks.colorize import working_shape
 
+            # One shape for every sample (the calibrator stacks the outputs): the working size in 4:3.
             L = lightness((image * 255).astype(np.uint8))
-            h, w = working_shape(*L.shape, working_size, 16)
+            h, w = working_shape(3, 4, working_size, 16)
             L = cv2.resize(L, (w, h), interpolation=cv2.INTER_AREA)[None, None] / 100
             feed = {"L": L.astype(np.float32)}
             for name in names[1:]:

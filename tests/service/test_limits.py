@@ -10,7 +10,6 @@ import hypothesis
 import pytest
 from fastapi.testclient import TestClient
 
-from restore.api.bench import rss_mb
 from restore.api.main import create_app
 from restore.workers.settings import ServiceSettings
 from tests.service.conftest import REDIS_URL, png_bytes, serving, wait_for
