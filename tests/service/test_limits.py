@@ -116,3 +116,11 @@ def test_schema_driven_requests_never_get_a_server_error(rdb, identity_models):
             assert response.status_code < 500, (case.method, case.path, response.status_code, response.text[:300])
 
         check()
+
+
+def test_the_api_docs_are_served_from_local_assets(client):
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assert "/static-offline-docs/" in html and "cdn" not in html.lower() and "https://" not in html, page
+    assert client.get("/static-offline-docs/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/static-offline-docs/redoc.standalone.js").status_code == 200
