@@ -41,7 +41,7 @@ def load_model(task: str, checkpoint: str | Path) -> tuple[torch.nn.Module, dict
 def shift_rebalancing(model: ColorVAE, state: dict) -> None:
     """Fold the served rebalancing into the last layer's bias (a constant per bin added to the logits)."""
     if "colour_prior" not in state:
-        raise ValueError("the checkpoint has no colour prior (saved by training since version 3): resume its training once")
+        raise ValueError("the checkpoint has no colour prior (training saves it): resume its training once")
     shift = train_colorize.prior_shift(state["colour_prior"], state["config"]["rebalance"], train_colorize.SERVED_REBALANCE)
     with torch.no_grad():
         model.logits[-1].bias += shift

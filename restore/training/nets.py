@@ -160,8 +160,8 @@ def quarter_hints(hint: torch.Tensor) -> torch.Tensor:
 class ColorConfig:
     widths: tuple[int, ...] = (32, 64, 128, 256)  # levels at 1/2, 1/4, 1/8, 1/16 of the working size
     blocks: tuple[int, ...] = (1, 1, 2, 2)
-    # Channels of z, one vector for the whole photo (a colour scheme; the first model's one vector per
-    # 16x16 pixels drew a patchwork, each cell wrong in its own way); 0 makes the deterministic autoencoder.
+    # Channels of z, one vector for the whole photo (a colour scheme; one vector per 16x16 pixels draws a
+    # patchwork, each cell wrong in its own way); 0 makes the deterministic autoencoder.
     latent: int = 8
     bins: int = 261  # ab classes (restore.color.ab_bins)
     # Colour hints as input: three channels beside L (the hinted a and b / 110, and a mask of where hints

@@ -10,8 +10,7 @@ Loss, per ab pixel at a quarter of the crop size:
   washed out; serving decodes the distribution by its (annealed) mean, which stays vivid.
   Each pixel's term is weighted by how rare its colour is (Zhang et al.'s class rebalancing: the inverse
   of the smoothed colour prior mixed half-and-half with a uniform one): photos are mostly gray-brown, and
-  unweighted, the distribution - and so its annealed mean - stays dull. A first run without it reached
-  colourfulness 9 against the photos' 44 after 2,000 steps, falling as it trained.
+  unweighted, the distribution - and so its annealed mean - stays dull, and duller as it trains.
   Weighting the loss by w multiplies the learnt distribution by w, so how much of it serving keeps is a
   dial: the exported model's logits are shifted by log w(SERVED_REBALANCE) - log w(rebalance) (see
   prior_shift), which is what training with SERVED_REBALANCE would give, without training again.
@@ -21,8 +20,8 @@ Loss, per ab pixel at a quarter of the crop size:
   start, the decoder learns to ignore z before z has learnt anything, and every sample comes out alike.
 - z = 0 for a share (p_zero) of each batch, the posterior's draw for the rest: the decoder learns that
   z = 0 means "nothing known beyond L", so the default sample is the rebalanced prediction a
-  deterministic autoencoder makes, and stays vivid. Without it the decoder left all colour to z: the first
-  model's z = 0 colouring fell to colourfulness 12 (truth 38) while its draws reached 33.
+  deterministic autoencoder makes, and stays vivid. Without it the decoder leaves all colour to z, and the
+  z = 0 colouring comes out nearly gray.
 """
 from __future__ import annotations
 
@@ -47,10 +46,10 @@ log = logging.getLogger("restore.train")
 # (truth 37.5) and overshoots to 40.4 at Zhang et al.'s 0.38, losing 0.6 dB.
 TEMPERATURE = 1.0
 # The rebalancing the served model decodes with (the uniform share; training uses `rebalance`, 0.5): 1 would
-# be none. 0.8 keeps the colourfulness of CBSD68's default colourings within 10 of the photos' own (about
-# 26 against 33); the overall colour of each colouring comes from the distribution without rebalancing,
-# sharpened by MEAN_TEMPERATURE (restore.tasks.colorize.decode), which on CBSD68's first 16 photos lifts
-# the default from 1.8 dB under the gray photo to 0.2 above it and cuts the mean colour cast by a third.
+# be none. 0.8 keeps the default colourings' colourfulness within 10 of the photos' own; the overall colour
+# of each colouring comes from the distribution without rebalancing, sharpened by MEAN_TEMPERATURE
+# (restore.tasks.colorize.decode), which keeps rebalancing's vivid local colour without its warm cast
+# (`restore bench colorize` reports both).
 SERVED_REBALANCE = 0.8
 MEAN_TEMPERATURE = 0.6
 
@@ -63,12 +62,10 @@ class ColorizeTrainConfig(LoopConfig):
     batch: int = 32
     patch: int = 64
     # The long side photos are shrunk to, in training and in serving. 128 (crops of 64): colour is smooth,
-    # the full-size L carries the detail, and a step costs a quarter of what 256 does, so the CPU here
-    # trains four times as many.
+    # the full-size L carries the detail, and a step costs a quarter of what 256 does.
     working_size: int = 128
     # 1: the evidence lower bound. With one z per photo, z still carries a colour scheme at that weight
-    # (about 25 nats per 128-px validation photo, 0.025 per ab pixel, for version 2); the first model, one
-    # z per 16x16 pixels, needed 0.3 for its samples to differ.
+    # (tens of nats per 128-px photo).
     kl_weight: float = 1.0
     kl_warmup: int = 1000
     p_zero: float = 0.5  # share of each batch decoded at z = 0 (see the module's docstring)

@@ -36,26 +36,24 @@ class DewatermarkTrainConfig(LoopConfig):
     val: str | None = None  # a folder written by write_validation_set
     fonts: list[str] = field(default_factory=list)  # default: the DejaVu family (TRAINING_FONTS)
     logos: list[str] = field(default_factory=list)
-    # Half the procedural logos filled: trained on outlines alone, version 4 gained only 1.2 dB (mask F1
-    # 0.33) on filled pictograms it had never seen (samples/logos), against 6.3 dB on unseen text.
+    # Half the procedural logos filled: a model trained on outlines alone finds filled pictograms it has
+    # not seen (samples/logos) poorly (`restore bench dewatermark --logos samples/logos`).
     fill_share: float = 0.5
-    turn_share: float = 0.1  # marks turned a quarter (WatermarkSynth.turn_share); since version 7
+    turn_share: float = 0.1  # marks turned a quarter (WatermarkSynth.turn_share)
     batch: int = 5
-    patch: int = 192  # wide crops: each sees the photo around a mark (version 4; 128 px until version 3)
-    # The mask's terms at 1.0 each since version 9 (0.2 and 0.5 before): the cycle that made version 9 from
-    # version 8 lifted mask F1 on the bench's fixed set 0.836 -> 0.839 and PSNR 37.80 -> 37.97 dB, where
-    # the same cycle with the old weights and resized marked photos gave 0.831 and 38.01, and mask F1 had
-    # stayed at 0.833-0.837 through versions 6-8.
+    patch: int = 192  # wide crops: each sees the photo around a mark
+    # The mask's cross entropy and Dice weigh as much as the pixels: the mask decides which pixels change,
+    # and a missed mark costs more than an imperfect repaint.
     mask_weight: float = 1.0
     pixel_weight: float = 0.1
     p_clean: float = 0.1
     p_hint: float = 0.3
     dice_weight: float = 1.0
     # L1 inside the true mask, over the marked pixels only: they are about a tenth of a crop, so in the
-    # whole-crop L1 their repainting weighed little, and version 2 repainted them at 17.5 dB.
+    # whole-crop L1 their repainting would weigh little.
     inside_weight: float = 1.0
-    # The same outside it, over the unmarked pixels: with the inside term alone the model grew bolder
-    # everywhere, and CBSD68's unmarked pixels fell from 44.1 to 39.9 dB (changes far from any mark).
+    # The same outside it, over the unmarked pixels: with the inside term alone the model grows bolder
+    # everywhere and changes pixels far from any mark.
     outside_weight: float = 1.0
     # Five levels, narrower: half the time per step of the denoiser's four (0.49 vs 1.02 s for 12 crops of
     # 128 px on one core) and a receptive field twice as wide, which finding a faint mark needs.
@@ -132,9 +130,9 @@ def load_val(folder: str, multiple: int, count: int = 32, size: int = 256) -> tu
     return marked, clean, mask
 
 
-# How far a user's mask overshoots the mark, in pixels: (share of hints, smallest, largest). Version 7 saw
-# only 1-4 and was hurt by anything else: on the bench's fixed set, given the exact mask it scored 36.60 dB
-# (blind: 37.63) and given a mask 8 px loose 35.90. Version 8, trained with these: 38.89 and 38.15 (37.80).
+# How far a user's mask overshoots the mark, in pixels: (share of hints, smallest, largest). From exact to a
+# loose brush, so that any mask a user paints helps rather than hurts (the bench's rows "given the true mask"
+# and "given a mask 8 px loose").
 HINT_GROWTH = ((0.2, 0, 0), (0.4, 1, 4), (0.4, 5, 24))
 
 

@@ -55,8 +55,7 @@ class WatermarkSynth:
     # marks are) rather than outlined. 0 by default, which keeps the fixed validation set as it was built.
     fill_share: float = 0.0
     # Of the marks, turned a quarter (on top of the usual tilt), as a credit running up a photo's side is.
-    # 0 by default for the same reason: version 6, trained on tilts of at most 45 degrees, found such
-    # marks at a mask F1 of 0.52 on CBSD68's first 20 photos where it found upright ones at 0.80.
+    # 0 by default for the same reason; `restore bench dewatermark --turned` turns every mark.
     turn_share: float = 0.0
 
     def __post_init__(self):

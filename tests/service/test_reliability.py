@@ -21,7 +21,7 @@ from tests.service.conftest import REDIS_URL, RESTORE, free_port, png_bytes, pix
 from restore.workers.registry import announce
 from restore.workers.settings import ServiceSettings
 
-# Room for the shipped denoiser on the 7.7 MP photo below on a slow host, and a lease short enough that a
+# Room for the shipped denoiser on the 7.7 MP photo below on a slow machine, and a lease short enough that a
 # dead worker's job is queued again well inside the 90 s the test allows (the visibility timeout, which
 # would also bring the message back, stays at its default of 12 minutes).
 LIMITS = {"RESTORE_SOFT_TIME_LIMIT_S": 120, "RESTORE_HARD_TIME_LIMIT_S": 130, "RESTORE_LEASE_S": 20}
