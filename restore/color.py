@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import cv2
 import numpy as np
 
 AB_STEP = 10.0  # bin spacing in ab units
@@ -21,6 +22,7 @@ _WHITE = np.array([0.95047, 1.0, 1.08883])  # D65
 _RGB_TO_XYZN = (_RGB_TO_XYZ / _WHITE[:, None]).T.astype(np.float32)  # row vectors: xyz/white = rgb @ this
 _XYZN_TO_RGB = np.linalg.inv(_RGB_TO_XYZ / _WHITE[:, None]).T.astype(np.float32)
 _E = 6 / 29
+_XYZN_TO_RGB_CV = np.ascontiguousarray(_XYZN_TO_RGB.T)  # cv2.transform's column-vector form
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -33,10 +35,17 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 
 
 def _lab_to_linear(lab: np.ndarray) -> np.ndarray:
-    fy = (lab[..., 0] + 16) / 116
-    f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], axis=-1)
-    t = np.where(f > _E, f**3, 3 * _E**2 * (f - 4 / 29))
-    return t @ _XYZN_TO_RGB
+    lab = np.asarray(lab, dtype=np.float32)
+    fy = (lab[..., 0] + 16) * np.float32(1 / 116)
+    f = np.empty(lab.shape, np.float32)
+    np.multiply(lab[..., 1], np.float32(1 / 500), out=f[..., 0])
+    f[..., 0] += fy
+    f[..., 1] = fy
+    np.multiply(lab[..., 2], np.float32(-1 / 200), out=f[..., 2])
+    f[..., 2] += fy
+    t = np.where(f > _E, f * f * f, np.float32(3 * _E**2) * (f - np.float32(4 / 29)))
+    # OpenCV's per-pixel 3x3 transform: a third of the time of numpy's (N, 3) @ (3, 3) for a photo's pixels.
+    return cv2.transform(t.reshape(-1, 1, 3), _XYZN_TO_RGB_CV).reshape(t.shape)
 
 
 def _encode(linear: np.ndarray) -> np.ndarray:
@@ -49,20 +58,25 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     return _encode(_lab_to_linear(np.asarray(lab, dtype=np.float32)))
 
 
+def _out_of_gamut(linear: np.ndarray) -> np.ndarray:
+    """(..., 3) linear RGB -> (...) bool: some channel outside [0, 1] (by more than rounding)."""
+    return np.abs(linear - np.float32(0.5)).max(axis=-1) > np.float32(0.5 + 1e-6)
+
+
 def lab_to_rgb_keep_lightness(lab: np.ndarray, steps: int = 8) -> np.ndarray:
     """Like lab_to_rgb, but a colour outside the sRGB gamut loses chroma (a and b scaled down together,
     by bisection) instead of being clipped per channel, which would change its lightness: the photo's
     own L, all its detail, comes through whatever colour is put on it."""
     lab = np.asarray(lab, dtype=np.float32)
     linear = _lab_to_linear(lab)
-    outside = ((linear < -1e-6) | (linear > 1 + 1e-6)).any(axis=-1)
+    outside = _out_of_gamut(linear)
     if outside.any():
         sub = lab[outside]
         lo, hi = np.zeros(len(sub), np.float32), np.ones(len(sub), np.float32)
         for _ in range(steps):
             mid = (lo + hi) / 2
             trial = _lab_to_linear(np.concatenate([sub[:, :1], sub[:, 1:] * mid[:, None]], axis=1))
-            ok = ((trial >= -1e-6) & (trial <= 1 + 1e-6)).all(axis=1)
+            ok = ~_out_of_gamut(trial)
             lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
         linear[outside] = _lab_to_linear(np.concatenate([sub[:, :1], sub[:, 1:] * lo[:, None]], axis=1))
     return _encode(linear)

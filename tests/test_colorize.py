@@ -274,3 +274,34 @@ def test_command_line_hints(tmp_path, identity_models, monkeypatch):
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "out" / "restore-summary.json").read_text())
     assert summary["files"][0]["metrics"]["tasks"][0]["hinted_pixels"] == 9
+
+
+@pytest.mark.parametrize("shape", [(9, 6), (6, 9), (1, 7), (5, 1)])
+def test_hint_spread_is_the_diffusions_steady_state(shape):
+    """Every free cell ends as the weighted mean of its neighbours and of 0 (the pull); fixed cells keep
+    their value; a correction fades across a lightness edge."""
+    rng = np.random.default_rng(0)
+    cells = rng.uniform(0, 100, shape)
+    fixed = np.zeros(shape, bool)
+    fixed.flat[rng.choice(fixed.size, 2, replace=False)] = True
+    pinned = np.where(fixed, rng.uniform(-40, 40, (2, *shape)), 0.0)
+    r = colorize.spread(pinned, fixed, cells)
+    assert np.allclose(r[:, fixed], pinned[:, fixed])
+    weight = lambda a, b: np.exp(-((a - b) ** 2) / (2 * colorize.SPREAD_L**2))  # noqa: E731
+    h, w = shape
+    for y, x in zip(*np.nonzero(~fixed)):
+        near = [(y + dy, x + dx) for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)) if 0 <= y + dy < h and 0 <= x + dx < w]
+        ws = np.array([weight(cells[y, x], cells[n]) for n in near])
+        mean = sum(wi * r[:, n[0], n[1]] for wi, n in zip(ws, near)) / (colorize.SPREAD_PULL + ws.sum())
+        assert np.allclose(r[:, y, x], mean, atol=1e-9)
+
+
+def test_hint_spread_stops_at_edges():
+    cells = np.full((8, 8), 30.0)
+    cells[:, 4:] = 90.0  # a strong lightness edge down the middle
+    fixed = np.zeros((8, 8), bool)
+    fixed[4, 1] = True
+    pinned = np.zeros((2, 8, 8))
+    pinned[:, 4, 1] = 50.0
+    r = colorize.spread(pinned, fixed, cells)
+    assert r[0, :, :4].min() > 45 and r[0, :, 4:].max() < 0.25 * r[0, :, :4].min()
