@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,7 @@ def device_of(providers: list[str]) -> str:
 class Session:
     model: ModelInfo
     inner: ort.InferenceSession
+    seconds: float = 0.0  # time spent in ONNX Runtime so far (restore bench speed: the model's share of a job)
 
     @property
     def providers(self) -> list[str]:
@@ -63,7 +65,11 @@ class Session:
 
     def outputs(self, *inputs: np.ndarray) -> list[np.ndarray]:
         """Every output, for the model's inputs in their declared order."""
-        return self.inner.run(None, {i.name: x for i, x in zip(self.inner.get_inputs(), inputs)})
+        start = time.perf_counter()
+        try:
+            return self.inner.run(None, {i.name: x for i, x in zip(self.inner.get_inputs(), inputs)})
+        finally:
+            self.seconds += time.perf_counter() - start
 
 
 class Engine:

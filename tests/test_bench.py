@@ -111,3 +111,19 @@ def test_colorize_bench_command(tmp_path):
     assert report["diversity_local_ab"] <= report["diversity_ab"] and rows["VAE, default sample"]["cast"] >= 0
     assert rows["VAE, best of 8"]["psnr"] >= rows["VAE, default sample"]["psnr"]
     assert rows["gray input (ab = 0)"]["colourfulness"] == 0 and report["truth_colourfulness"] > 0
+
+
+def test_speed_bench_times_each_precision_and_explains_int8(tmp_path):
+    """restore bench speed on a small photo with the shipped denoiser: a row per precision, the share of
+    the time inside the model, and for int8 the bound its convolutions allow, in the table and the JSON."""
+    out = tmp_path / "speed.json"
+    result = CliRunner().invoke(app, ["bench", "speed", "--megapixels", "0.05", "--threads", "1", "--json", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    rows = {(r["task"], r["precision"]): r for r in report["rows"]}
+    assert {("denoise", "fp32"), ("denoise", "int8"), ("denoise", "fp16")} <= set(rows)
+    assert all(0 < r["model_share"] <= 1 for r in rows.values())
+    int8 = rows[("denoise", "int8")]
+    assert 0 < int8["int8_detail"]["quantized_share_of_model"] <= 1 and int8["int8_detail"]["int8_conv_time_vs_float"] > 0
+    assert 0 < int8["int8_floor"] <= 1
+    assert "denoise int8: the convolutions it quantizes take" in result.output and report["cpu_features"] in result.output

@@ -35,6 +35,9 @@ class SpeedRow:
     time_vs_nlm: float
     psnr: float | None  # on the model's own benchmark, in this precision
     psnr_change: float | None  # against fp32
+    model_share: float  # of the time, the share spent in ONNX Runtime (the rest: decoding, tiles, colour, encoding)
+    int8_floor: float | None = None  # int8 rows: the time / fp32 that int8 convolutions at their measured speed allow
+    int8_detail: dict | None = None  # int8 rows: what int8_floor comes from (see int8_convolutions)
 
 
 def cpu_name() -> str:
@@ -57,15 +60,72 @@ def photo_like(megapixels: float, seed: int = 0) -> bytes:
     return encode_image(Picture(np.round(noisy * 255).astype(np.uint8), None, "PNG"), "PNG")
 
 
-def seconds(data: bytes, task: str, ctx: Context, repeats: int = 1) -> float:
+def cpu_features() -> str:
+    """The vector instructions int8 inference depends on, as /proc/cpuinfo names them."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return "unknown"
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+    have = [f for f in wanted if f in flags]
+    return ", ".join(have) + ("" if {"avx512_vnni", "avx_vnni"} & set(have) else " (no VNNI)")
+
+
+def seconds(data: bytes, task: str, ctx: Context, repeats: int = 1) -> tuple[float, float]:
+    """(seconds, of them in ONNX Runtime) for the best of `repeats` runs of the command line's path."""
     request = plan(task, {"format": "png"} if task != "colorize" else {})
     process(data[:], request, ctx)  # warm-up: the session's creation is not per-image work
-    best = float("inf")
+    session = ctx.session(task)
+    best = (float("inf"), 0.0)
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, m0 = time.perf_counter(), session.seconds
         process(data, request, ctx)
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, (time.perf_counter() - t0, session.seconds - m0))
     return best
+
+
+def op_seconds(path: Path, side: int, threads: int) -> dict[str, float]:
+    """Seconds per run by operator type (ONNX Runtime's profiler) on one input of side x side pixels."""
+    import json
+    import tempfile
+    from collections import Counter
+
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(Path(tmp) / "profile")
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        feed = {}
+        for i, spec in enumerate(session.get_inputs()):
+            # colorize's latent z is one vector per photo: (1, C, 1, 1) whatever its declared axes
+            spatial = 1 if spec.name == "z" else side
+            shape = [1, *(d if isinstance(d, int) else spatial for d in spec.shape[1:])]
+            feed[spec.name] = np.random.default_rng(0).random(shape, np.float32) if i == 0 else np.zeros(shape, np.float32)
+        runs = 2
+        for _ in range(runs):
+            session.run(None, feed)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    spent: Counter = Counter()
+    for event in events:
+        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
+            spent[event["args"]["op_name"]] += event["dur"] / 1e6 / runs
+    return dict(spent)
+
+
+def int8_convolutions(fp32: Path, int8: Path, side: int, threads: int) -> dict[str, float]:
+    """How far int8 can take a model on this CPU: the share of the fp32 model's time spent in the
+    convolutions the int8 variant quantizes, and the time those take in int8 against float (the float
+    convolutions the variant keeps, at the image's edges and the upsampling, cost the same in both)."""
+    plain, quantized = op_seconds(fp32, side, threads), op_seconds(int8, side, threads)
+    is_float_conv = lambda op: "Conv" in op and not op.startswith("QLinear")  # noqa: E731
+    float_conv = sum(t for op, t in plain.items() if is_float_conv(op))
+    kept_float = sum(t for op, t in quantized.items() if is_float_conv(op))
+    int8_conv = sum(t for op, t in quantized.items() if op.startswith("QLinearConv"))
+    converted = max(float_conv - kept_float, 1e-9)
+    return {"quantized_share_of_model": converted / sum(plain.values()), "int8_conv_time_vs_float": int8_conv / converted}
 
 
 def nlm_seconds(data: bytes) -> float:
@@ -112,17 +172,26 @@ def run_speed(settings: Settings, megapixels: float = 12.0, data_dir: Path | Non
                 continue
             ctx = Context.create(settings.model_copy(update={"precision": precision, "device": "cpu"}))
             try:
-                spent = seconds(data, task, ctx) / mp
+                total, in_model = seconds(data, task, ctx)
             except ModelError as e:
                 progress(f"{task} {precision}: {e}")
                 continue
+            spent = total / mp
             score = quality(task, ctx, data_dir, limit)
             if precision == "fp32":
-                fp32_time, fp32_psnr = spent, score
-            rows.append(SpeedRow(task, precision, spent, spent / fp32_time, spent / nlm, score,
-                                 None if score is None or fp32_psnr is None else score - fp32_psnr))
+                fp32_time, fp32_psnr, fp32_share = spent, score, in_model / total
+            row = SpeedRow(task, precision, spent, spent / fp32_time, spent / nlm, score,
+                           None if score is None or fp32_psnr is None else score - fp32_psnr, in_model / total)
+            if precision == "int8":
+                side = int(model.input.get("working_size", 512))
+                detail = int8_convolutions(model.path, model.variant("int8").path, side, settings.threads)
+                share = fp32_share * detail["quantized_share_of_model"]
+                row.int8_floor = 1 - share * (1 - detail["int8_conv_time_vs_float"])
+                row.int8_detail = {**detail, "quantized_share_of_job": share}
+            rows.append(row)
             progress(f"{task} {precision}: {spent:.2f} s/MP")
-    return rows, {"cpu": cpu_name(), "megapixels": round(mp, 2), "nlm_sec_per_mp": nlm, "threads": settings.threads}
+    return rows, {"cpu": cpu_name(), "cpu_features": cpu_features(), "megapixels": round(mp, 2), "nlm_sec_per_mp": nlm,
+                  "threads": settings.threads}
 
 
 def _job_rate(args) -> int:
@@ -156,7 +225,7 @@ def tile_sizes(settings: Settings, sizes=(256, 512, 768, 1024), megapixels: floa
     """Denoise s/MP by tile size."""
     data = photo_like(megapixels, seed=2)
     mp = read_image(data).size[0] * read_image(data).size[1] / 1e6
-    return {size: seconds(data, "denoise", Context.create(settings.model_copy(update={"tile_size": size, "device": "cpu"}))) / mp
+    return {size: seconds(data, "denoise", Context.create(settings.model_copy(update={"tile_size": size, "device": "cpu"})))[0] / mp
             for size in sizes}
 
 

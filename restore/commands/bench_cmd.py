@@ -232,17 +232,25 @@ def speed_bench(settings, data: Path | None, limit: int, megapixels: float, tune
     from restore.bench.speed import record_variants, run_speed, split_cores, tile_sizes
 
     rows, info = run_speed(settings, megapixels, data, limit, progress=lambda m: typer.echo(m, err=True))
-    typer.echo(f"\nspeed on a {info['megapixels']} MP photo through the command line's path, CPU: {info['cpu']}, "
-               f"ONNX Runtime threads: {info['threads'] or 'all cores'}\n")
-    typer.echo("| model | precision | s/MP | time / fp32 | time / OpenCV NLM | PSNR dB (own bench) | PSNR change |")
-    typer.echo("|---|---|---|---|---|---|---|")
+    typer.echo(f"\nspeed on a {info['megapixels']} MP photo through the command line's path, CPU: {info['cpu']} "
+               f"({info['cpu_features']}), ONNX Runtime threads: {info['threads'] or 'all cores'}\n")
+    typer.echo("| model | precision | s/MP | time / fp32 | time / OpenCV NLM | in the model | PSNR dB (own bench) | PSNR change |")
+    typer.echo("|---|---|---|---|---|---|---|---|")
     for r in rows:
         quality = "-" if r.psnr is None else f"{r.psnr:.2f}"
         change = "-" if r.psnr_change is None else f"{r.psnr_change:+.3f}"
-        typer.echo(f"| {r.task} | {r.precision} | {r.sec_per_mp:.2f} | {r.time_vs_fp32:.2f}x | {r.time_vs_nlm:.2f}x | {quality} | {change} |")
+        typer.echo(f"| {r.task} | {r.precision} | {r.sec_per_mp:.2f} | {r.time_vs_fp32:.2f}x | {r.time_vs_nlm:.2f}x | "
+                   f"{r.model_share:.0%} | {quality} | {change} |")
     typer.echo(f"\nOpenCV fastNlMeansDenoisingColored (h 10, 7/21 windows) on the same photo: {info['nlm_sec_per_mp']:.2f} s/MP. "
                "Own benches" + (f": the first {limit} photos of {data} (denoise: Gaussian sigma 25, 8-bit; dewatermark: the "
-                                "seed-0 synthesized marks; colorize: the default sample)." if data else ": not run (give --data DIR)."))
+                                "seed-0 synthesized marks; colorize: the default sample)." if data else ": not run (give --data DIR).")
+               + " In the model: the share of the time spent in ONNX Runtime (the rest is decoding, tiling, colour and encoding).")
+    for r in rows:
+        if r.int8_floor is not None:
+            d = r.int8_detail
+            typer.echo(f"{r.task} int8: the convolutions it quantizes take {d['quantized_share_of_job']:.0%} of the fp32 time and run "
+                       f"at {d['int8_conv_time_vs_float']:.2f}x their float time on this CPU, so int8 can reach {r.int8_floor:.2f}x "
+                       f"at best; measured {r.time_vs_fp32:.2f}x (quantizing, dequantizing and layout changes add to that).")
     report = {"rows": [asdict(r) for r in rows], **info}
     if record:
         if data is None:
