@@ -131,3 +131,23 @@ def test_every_shipped_variant_matches_its_checksum_and_its_fp32_model():
         for precision, out in outputs.items():
             error = float(np.sqrt(np.mean((out - outputs["fp32"]) ** 2)))
             assert error < (1e-3 if precision == "fp16" else 0.02), (model.name, precision, error)
+
+
+def test_colorize_int8_keeps_the_samples_apart():
+    """The int8 colorizer, calibrated with drawn latents, keeps both the most likely colouring and how
+    much the samples differ (calibrated on z = 0 alone, its samples came out nearly alike)."""
+    from restore.bench.colorize import diversity
+    from restore.io import read_image
+    from restore.tasks import colorize
+    from conftest import REPO
+
+    model = load_manifest(None)["colorize-vae"]
+    if "int8" not in model.variants:
+        pytest.skip("no int8 colorize variant")
+    gray = read_image(REPO / "samples" / "noisy" / "astronaut.png").color.mean(axis=2, keepdims=True).astype(np.uint8)
+    results = {}
+    for precision in ("fp32", "int8"):
+        session = Engine(Settings(_env_file=None, device="cpu", threads=1, precision=precision)).session(model)
+        results[precision] = [s.astype(np.float32) / 255 for s in colorize.colorize_image(session, gray, 6, seed=3)]
+    assert diversity(results["int8"]) > 0.8 * diversity(results["fp32"])
+    assert float(np.sqrt(np.mean((results["int8"][0] - results["fp32"][0]) ** 2))) < 0.02

@@ -229,12 +229,16 @@ def tile_sizes(settings: Settings, sizes=(256, 512, 768, 1024), megapixels: floa
             for size in sizes}
 
 
-QUALITY_KEPT_DB = 0.05  # an int8 variant that loses no more than this on its model's bench is used by auto on CPU
+# An int8 variant is what auto runs on CPU when it loses no more than QUALITY_KEPT_DB on its model's bench
+# and saves time: at most TIME_SAVED of fp32's time (where the model is a small part of a job, int8 saves
+# nothing and only adds its rounding).
+QUALITY_KEPT_DB = 0.05
+TIME_SAVED = 0.9
 
 
 def record_variants(rows: list[SpeedRow], models_dir: Path | None) -> Path:
     """Write each variant's measured PSNR change and time ratio into the manifest; an int8 variant within
-    QUALITY_KEPT_DB of fp32 is marked auto (the engine's default on CPU)."""
+    QUALITY_KEPT_DB of fp32 and at most TIME_SAVED of its time is marked auto (the engine's default on CPU)."""
     import json
 
     from restore.models import MANIFEST, default_models_dir
@@ -248,6 +252,6 @@ def record_variants(rows: list[SpeedRow], models_dir: Path | None) -> Path:
         variant = entry["variants"][row.precision]
         variant.update(psnr_change_db=round(row.psnr_change, 3), time_vs_fp32=round(row.time_vs_fp32, 2))
         if row.precision == "int8":
-            variant["auto"] = row.psnr_change >= -QUALITY_KEPT_DB
+            variant["auto"] = row.psnr_change >= -QUALITY_KEPT_DB and row.time_vs_fp32 <= TIME_SAVED
     path.write_text(json.dumps(manifest, indent=2) + "\n")
     return path

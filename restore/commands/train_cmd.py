@@ -145,7 +145,11 @@ def quantize(
     if entry is None:
         fail(RestoreError(f"no model for task {task!r} in {manifest}"))
     working_size = int(entry["input"].get("working_size", 128))
+    before = entry.get("variants", {})
     entry["variants"] = _variants(task, manifest.parent / entry["file"], calibrate, working_size)
+    for variant, listed in entry["variants"].items():  # an unchanged file keeps what was measured of it
+        if before.get(variant, {}).get("sha256") == listed["sha256"]:
+            entry["variants"][variant] = {**before[variant], **listed}
     manifest.write_text(json.dumps(data, indent=2) + "\n")
     typer.echo(f"registered in {manifest}")
 

@@ -48,7 +48,7 @@ def float32_graph(path: Path) -> onnx.ModelProto:
 def calibration_inputs(task: str, model: onnx.ModelProto, folders: list[Path], count: int = 16, size: int = 256,
                        seed: int = 0, working_size: int = 128) -> list[dict[str, np.ndarray]]:
     """`count` inputs for the model as serving feeds it: noisy crops (denoise), marked crops with no hint
-    (dewatermark), or the lightness of whole photos at the working size with no hints (colorize)."""
+    (dewatermark), or the lightness of whole photos at the working size (colorize: see colorize_feed)."""
     rng = np.random.default_rng(seed)
     paths = list_images(folders)
     paths = [paths[i] for i in rng.choice(len(paths), size=min(count, len(paths)), replace=False)]
@@ -57,20 +57,8 @@ def calibration_inputs(task: str, model: onnx.ModelProto, folders: list[Path], c
     for path in paths:
         image = load_rgb(path).astype(np.float32) / 255
         if task == "colorize":
-            import cv2
-
-            from restore.color import lightness
-            from restore.tasks.colorize import working_shape
-
-            # One shape for every sample (the calibrator stacks the outputs): the working size in 4:3.
-            L = lightness((image * 255).astype(np.uint8))
-            h, w = working_shape(3, 4, working_size, 16)
-            L = cv2.resize(L, (w, h), interpolation=cv2.INTER_AREA)[None, None] / 100
-            feed = {"L": L.astype(np.float32)}
-            for name in names[1:]:
-                shape = [d.dim_value or 1 for d in next(i for i in model.graph.input if i.name == name).type.tensor_type.shape.dim]
-                feed[name] = np.zeros([1, shape[1], *((h, w) if name == "hint" else (1, 1))], np.float32)
-            inputs.append(feed)
+            shapes = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
+            inputs.append(colorize_feed(image, shapes, len(inputs), rng, working_size))
             continue
         y, x = (int(rng.integers(max(1, n - size + 1))) for n in image.shape[:2])
         crop = image[y : y + size, x : x + size]
@@ -87,6 +75,29 @@ def calibration_inputs(task: str, model: onnx.ModelProto, folders: list[Path], c
             inputs.append({names[0]: marked.transpose(2, 0, 1)[None].astype(np.float32),
                            names[1]: np.zeros((1, 1, *crop.shape[:2]), np.float32)})
     return inputs
+
+
+def colorize_feed(image: np.ndarray, shapes: dict[str, list[int]], index: int, rng: np.random.Generator, working_size: int) -> dict[str, np.ndarray]:
+    """One colorize input as serving feeds it: L at the working size (4:3, one shape for every sample, as
+    the calibrator stacks outputs); z = 0 (the first colouring) for even `index`, a draw from N(0, I) (the
+    other samples) for odd; simulated hints on every third. Calibrated on z = 0 alone, the ranges clip
+    what z changes, and the samples lose most of their differences."""
+    import cv2
+
+    from restore.color import rgb_to_lab
+    from restore.tasks.colorize import working_shape
+    from restore.training.train_colorize import simulate_hints
+
+    h, w = working_shape(3, 4, working_size, 16)
+    lab = rgb_to_lab(cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA))
+    feed = {"L": (lab[..., 0] / 100)[None, None].astype(np.float32)}
+    if "z" in shapes:
+        latent = shapes["z"][1]
+        feed["z"] = (rng.standard_normal((1, latent, 1, 1)) if index % 2 else np.zeros((1, latent, 1, 1))).astype(np.float32)
+    if "hint" in shapes:
+        hint = simulate_hints(lab[..., 0], lab[..., 1:].transpose(2, 0, 1), rng) if index % 3 == 2 else np.zeros((3, h, w))
+        feed["hint"] = hint[None].astype(np.float32)
+    return feed
 
 
 def edge_convolutions(model: onnx.ModelProto) -> list[str]:
@@ -126,6 +137,7 @@ def write_fp16(path: Path, out: Path) -> None:
 def write_variants(task: str, path: Path, calibration: list[Path], working_size: int = 128) -> dict[str, Path]:
     """Write the int8 and fp16 variants beside `path`; {variant: file}."""
     int8, fp16 = variant_path(path, "int8"), variant_path(path, "fp16")
-    write_int8(path, int8, calibration_inputs(task, onnx.load(str(path)), calibration, working_size=working_size))
+    count = 32 if task == "colorize" else 16  # colorize's inputs are small; both kinds of z need enough of them
+    write_int8(path, int8, calibration_inputs(task, onnx.load(str(path)), calibration, count=count, working_size=working_size))
     write_fp16(path, fp16)
     return {"int8": int8, "fp16": fp16}
