@@ -8,10 +8,10 @@ hints around each hinted cell, upsampled, and recombined with the full-resolutio
 the input survives and memory grows only with the output. Hinted pixels get exactly the hinted a and b.
 
 Sample 0 uses z = 0, which the model was trained to read as "nothing known beyond L and the hints" (the
-most likely colouring). Samples 1.. draw z from N(0, I) with the job's seed, and also draw the colour of a
-few regions: at seeded points the model's own distribution is sampled and the draw is given back to the
-model as a hint, which it spreads over that point's region. So samples differ region by region (this
-shirt red, that one blue), not only by an overall tint, and the user's own hints hold in every sample.
+most likely colouring). Samples 1.. draw z from N(0, I) with the job's seed. z is one vector per photo, a
+colour scheme, so samples differ mostly in their overall colours, less region by region (`restore bench
+colorize` reports their diversity with and without each sample's mean colour); the user's own hints hold
+in every sample.
 """
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ BAND = 512  # rows per band when composing the full-size output
 
 MAX_POINTS = 1000
 AB_SCALE = 110.0  # the model's hint input is a / AB_SCALE, b / AB_SCALE
-REGION_DRAWS = 4  # regions whose colour each sample after the first draws anew
 SPREAD_L, SPREAD_PULL = 16.0, 0.001  # how hints spread: see spread
 
 
@@ -107,35 +106,12 @@ def hint_input(hints: Hints, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
-    z = logits / temperature
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
-
-
-def region_draws(probs: np.ndarray, bins: np.ndarray, taken: np.ndarray, rng: np.random.Generator, count: int) -> np.ndarray:
-    """Hints (3, 4 hq, 4 wq) that recolour `count` regions: at cells drawn at random (not where the user
-    hinted: `taken`, (hq, wq) bool), a colour drawn from the model's own distribution there (probs
-    (Q, hq, wq)), placed on that cell's pixels at the working size."""
-    hq, wq = probs.shape[1:]
-    free = np.flatnonzero(~taken.ravel())
-    out = np.zeros((3, 4 * hq, 4 * wq), np.float32)
-    for cell in rng.choice(free, size=min(count, len(free)), replace=False) if len(free) else ():
-        y, x = divmod(int(cell), wq)
-        p = probs[:, y, x].astype(np.float64)
-        ab = bins[rng.choice(len(bins), p=p / p.sum())]
-        out[:2, 4 * y : 4 * y + 4, 4 * x : 4 * x + 4] = (ab / AB_SCALE)[:, None, None]
-        out[2, 4 * y : 4 * y + 4, 4 * x : 4 * x + 4] = 1
-    return out
-
-
 def predict_ab(session: Session, L: np.ndarray, samples: int, seed: int, temperature: float | None = None,
                hints: Hints | None = None) -> np.ndarray:
     """L (H, W) in [0, 100] -> (samples, 2, h, w) ab at a quarter of the model's working size.
     temperature: the annealed mean's (default: the manifest's). hints: the user's, for a model that takes
     them (a model without that input colours from L alone)."""
     spec, out = session.model.input, session.model.output["logits"]
-    bins = np.asarray(out["bins"], np.float32)
     temperature = temperature or float(out["temperature"])
     h, w = working_shape(*L.shape, int(spec["working_size"]), session.model.stride)
     interpolation = cv2.INTER_AREA if h < L.shape[0] else cv2.INTER_LINEAR
@@ -147,20 +123,7 @@ def predict_ab(session: Session, L: np.ndarray, samples: int, seed: int, tempera
     hinted = "hint" in spec
     hint = hint_input(hints if hints is not None else Hints.none(L.shape[::-1]), (h, w))[None]
     z = latents(samples, seed, latent)
-
-    def logits_for(i: int, extra: np.ndarray | None = None) -> np.ndarray:
-        given = hint if extra is None else np.where(extra[None, 2:] > 0, extra[None], hint)
-        return session.outputs(small, z[i : i + 1], *([given] if hinted else []))[0]
-
-    first = logits_for(0)
-    results = [first]
-    if samples > 1:
-        rng = np.random.default_rng(seed)
-        probs = softmax(first, 1.0)[0]
-        taken = hint[0, 2].reshape(first.shape[2], 4, first.shape[3], 4).max(axis=(1, 3)) > 0
-        for i in range(1, samples):
-            extra = region_draws(probs, bins, taken, rng, REGION_DRAWS) if hinted else None
-            results.append(logits_for(i, extra))
+    results = [session.outputs(small, z[i : i + 1], *([hint] if hinted else []))[0] for i in range(samples)]
     return decode(np.concatenate(results), out, temperature)
 
 
