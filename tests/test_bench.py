@@ -125,5 +125,5 @@ def test_speed_bench_times_each_precision_and_explains_int8(tmp_path):
     assert all(0 < r["model_share"] <= 1 for r in rows.values())
     int8 = rows[("denoise", "int8")]
     assert 0 < int8["int8_detail"]["quantized_share_of_model"] <= 1 and int8["int8_detail"]["int8_conv_time_vs_float"] > 0
-    assert 0 < int8["int8_floor"] <= 1
-    assert "denoise int8: the convolutions it quantizes take" in result.output and report["cpu_features"] in result.output
+    assert 0 < int8["int8_expected"] <= 1
+    assert "of the fp32 time is in the convolutions it quantizes" in result.output and report["cpu_features"] in result.output
