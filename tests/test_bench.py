@@ -118,6 +118,7 @@ def test_speed_bench_times_each_precision_and_explains_int8(tmp_path):
     the time inside the model, and for int8 the bound its convolutions allow, in the table and the JSON."""
     out = tmp_path / "speed.json"
     result = CliRunner().invoke(app, ["bench", "speed", "--megapixels", "0.05", "--threads", "1", "--json", str(out)], catch_exceptions=False)
+    assert CliRunner().invoke(app, ["bench", "speed", "--model", "sharpen"]).exit_code != 0
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     rows = {(r["task"], r["precision"]): r for r in report["rows"]}

@@ -60,6 +60,7 @@ def bench(
     temperature: Annotated[Optional[float], typer.Option(metavar="T", help="colorize: the annealed mean's temperature [default: the model's]", show_default=False)] = None,
     jobs: Annotated[int, typer.Option(metavar="N", help="service: small-image jobs (large ones: a tenth)")] = 50,
     megapixels: Annotated[float, typer.Option(metavar="MP", help="speed: the size of the timed photo")] = 12.0,
+    models: Annotated[Optional[list[str]], typer.Option("--model", metavar="TASK", help="speed: time only this task's model (repeatable) [default: all]", show_default=False)] = None,
     tune: Annotated[bool, typer.Option("--tune", help="speed: also time tile sizes and how a worker's cores are best split")] = False,
     record: Annotated[bool, typer.Option("--record", help="speed: write each variant's measured quality and time into the manifest, and mark for auto an int8 variant that keeps the quality (0.05 dB) and saves time (0.9x or less)")] = False,
     device: DeviceOpt = None,
@@ -70,7 +71,7 @@ def bench(
         if task == "service":
             return service_bench(threads or 2, json_out, jobs)
         if task == "speed":
-            return speed_bench(settings_from(device, threads, None), data, limit or 8, megapixels, tune, json_out, record)
+            return speed_bench(settings_from(device, threads, None), data, limit or 8, megapixels, tune, json_out, record, models)
         if task == "dewatermark":
             return dewatermark_bench(data, limit, seed, fonts, words, logos, turned, settings_from(device, threads, None), json_out)
         if task == "colorize":
@@ -228,10 +229,14 @@ def colorize_bench(data: Path | None, limit: int | None, seed: int, hints: list[
         json_out.write_text(json.dumps({"rows": [asdict(r) for r in rows], **extra}, indent=2))
 
 
-def speed_bench(settings, data: Path | None, limit: int, megapixels: float, tune: bool, json_out: Path | None, record: bool = False) -> None:
-    from restore.bench.speed import record_variants, run_speed, split_cores, tile_sizes
+def speed_bench(settings, data: Path | None, limit: int, megapixels: float, tune: bool, json_out: Path | None, record: bool = False,
+                models: list[str] | None = None) -> None:
+    from restore.bench.speed import TASKS, record_variants, run_speed, split_cores, tile_sizes
 
-    rows, info = run_speed(settings, megapixels, data, limit, progress=lambda m: typer.echo(m, err=True))
+    unknown = [m for m in models or () if m not in TASKS]
+    if unknown:
+        raise InputError(f"--model takes {', '.join(TASKS)}, not {', '.join(unknown)}")
+    rows, info = run_speed(settings, megapixels, data, limit, tasks=models or TASKS, progress=lambda m: typer.echo(m, err=True))
     typer.echo(f"\nspeed on a {info['megapixels']} MP photo through the command line's path, CPU: {info['cpu']} "
                f"({info['cpu_features']}), ONNX Runtime threads: {info['threads'] or 'all cores'}\n")
     typer.echo("| model | precision | s/MP | time / fp32 | time / OpenCV NLM | in the model | PSNR dB (own bench) | PSNR change |")
