@@ -93,18 +93,25 @@ def latents(samples: int, seed: int, channels: int) -> np.ndarray:
     return z
 
 
+def hint_cells(hints: Hints, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The hints gathered on an (h, w) grid over the photo: the mean hinted a and b of each cell, (2, h, w)
+    (0 where none), and where cells hold hints, (h, w) bool."""
+    h, w = shape
+    width, height = hints.size
+    cell = ((hints.rows * h) // height) * w + (hints.cols * w) // width
+    count = np.bincount(cell, minlength=h * w)
+    mean = np.stack([np.bincount(cell, hints.ab[:, c], minlength=h * w) for c in range(2)]) / np.maximum(count, 1)
+    return mean.reshape(2, h, w), (count > 0).reshape(h, w)
+
+
 def hint_input(hints: Hints, shape: tuple[int, int]) -> np.ndarray:
     """(3, h, w) at the working size: the mean hinted a and b / AB_SCALE of each working pixel that holds
     hints, and 1 there; zeros elsewhere."""
-    h, w = shape
-    width, height = hints.size
-    out = np.zeros((3, h, w), np.float32)
+    out = np.zeros((3, *shape), np.float32)
     if len(hints):
-        cell = ((hints.rows * h) // height) * w + (hints.cols * w) // width
-        count = np.bincount(cell, minlength=h * w).astype(np.float32)
-        for c in range(2):
-            out[c].flat[:] = np.bincount(cell, hints.ab[:, c], minlength=h * w) / np.maximum(count, 1) / AB_SCALE
-        out[2].flat[:] = count > 0
+        mean, hinted = hint_cells(hints, shape)
+        out[:2] = mean / AB_SCALE
+        out[2] = hinted
     return out
 
 
@@ -137,11 +144,7 @@ def towards_hints(ab: np.ndarray, hints: Hints, L: np.ndarray) -> np.ndarray:
     if not len(hints):
         return ab
     hq, wq = ab.shape[1:]
-    width, height = hints.size
-    cell = ((hints.rows * hq) // height) * wq + (hints.cols * wq) // width
-    count = np.bincount(cell, minlength=hq * wq).reshape(hq, wq)
-    target = np.stack([np.bincount(cell, hints.ab[:, c], minlength=hq * wq).reshape(hq, wq) for c in range(2)]) / np.maximum(count, 1)
-    fixed = count > 0
+    target, fixed = hint_cells(hints, (hq, wq))
     cells = cv2.resize(L, (wq, hq), interpolation=cv2.INTER_AREA).astype(np.float64)
     return (ab + spread(np.where(fixed, target - ab, 0.0), fixed, cells)).astype(np.float32)
 

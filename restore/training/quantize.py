@@ -53,11 +53,11 @@ def calibration_inputs(task: str, model: onnx.ModelProto, folders: list[Path], c
     paths = list_images(folders)
     paths = [paths[i] for i in rng.choice(len(paths), size=min(count, len(paths)), replace=False)]
     names = [i.name for i in model.graph.input]
+    shapes = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
     inputs = []
     for path in paths:
         image = load_rgb(path).astype(np.float32) / 255
         if task == "colorize":
-            shapes = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
             inputs.append(colorize_feed(image, shapes, len(inputs), rng, working_size))
             continue
         y, x = (int(rng.integers(max(1, n - size + 1))) for n in image.shape[:2])
