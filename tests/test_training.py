@@ -56,10 +56,23 @@ def test_parity_leaves_out_only_ties_at_the_watermark_cut():
     assert off_the_cut(module, [restored, torch_mask], [restored, ort_mask]).tolist() == [[[[False, True, True]]]]
 
 
-@pytest.mark.parametrize("latent,hints", [(3, True), (3, False), (0, False)])
-def test_colorize_export_matches_torch(tmp_path, latent, hints):
-    model = ColorVAE(ColorConfig(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1), latent=latent, hints=hints)).eval()
+@pytest.mark.parametrize("latent,hints,spatial", [(3, True, True), (3, True, False), (3, False, False), (0, False, False)])
+def test_colorize_export_matches_torch(tmp_path, latent, hints, spatial):
+    model = ColorVAE(ColorConfig(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1), latent=latent, hints=hints, spatial_latent=spatial)).eval()
     assert export_onnx(model, tmp_path / "c.onnx") < 1e-4
+
+
+def test_a_model_switched_to_a_spatial_latent_decodes_a_constant_z_as_before():
+    from restore.training.train_colorize import with_spatial_latent
+
+    one = ColorVAE(ColorConfig(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1), latent=3, hints=True)).eval()
+    state, spatial = with_spatial_latent({"ema": one.state_dict(), "step": 5, "source": "x"}, one)
+    spatial.eval()
+    L, z, hint = torch.rand(1, 1, 48, 64), torch.randn(1, 3, 1, 1), torch.zeros(1, 3, 48, 64)
+    with torch.no_grad():
+        assert torch.allclose(spatial(L, z.expand(1, 3, 3, 4), hint), one(L, z, hint), atol=1e-5)
+        mu, logvar = spatial.encode(L, torch.rand(1, 2, 48, 64))
+    assert spatial.config.spatial_latent and state["step"] == 5 and mu.shape == logvar.shape == (1, 3, 3, 4)
 
 
 def test_simulated_hints_carry_the_true_colours():
@@ -135,13 +148,15 @@ def test_bf16_runs_the_models_in_bfloat16_and_the_losses_in_float32(photos):
     assert tail.bias.grad[:4].abs().min() > 0
 
 
-def test_colorize_losses_decode_a_share_at_z_zero(photos, monkeypatch):
+@pytest.mark.parametrize("spatial,grid", [(False, (1, 1)), (True, (3, 3))])
+def test_colorize_losses_decode_a_share_at_z_zero(photos, monkeypatch, spatial, grid):
     """With p_zero 0.5, the posterior sees the first half of the batch and the second half is decoded
-    at z = 0: the default sample is trained to be the prediction from L alone."""
+    at z = 0: the default sample is trained to be the prediction from L alone. A spatial latent has a z
+    per 16-pixel cell."""
     from restore.color import ab_bins
     from restore.training.train_colorize import lab_batch, losses
 
-    model = ColorVAE(ColorConfig(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1), latent=3))
+    model = ColorVAE(ColorConfig(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1), latent=3, spatial_latent=spatial))
     seen = {}
     encode, decode = model.encode, model.decode
 
@@ -157,7 +172,7 @@ def test_colorize_losses_decode_a_share_at_z_zero(photos, monkeypatch):
     monkeypatch.setattr(model, "decode", decode_spy)
     L, ab = lab_batch(CropSampler([photos], patch=48, rotate=False).batch(4))
     ce, kl = losses(model, L, ab, torch.from_numpy(ab_bins()), 5.0, p_zero=0.5)
-    assert seen["encoded"] == 2 and seen["z"].shape == (4, 3, 1, 1)
+    assert seen["encoded"] == 2 and seen["z"].shape == (4, 3, *grid)
     assert seen["z"][2:].abs().sum() == 0 and seen["z"][:2].abs().sum() > 0
     assert float(ce) > 0 and float(kl) >= 0
 
@@ -212,6 +227,7 @@ def test_colorize_train_export_and_serve(photos, tmp_path):
         assert result.exit_code == 0, result.output
     entries = {m["name"]: m for m in json.loads((models / "manifest.json").read_text())["models"]}
     assert entries["colorize-vae"]["task"] == "colorize" and entries["colorize-ae"]["task"] == "colorize-baseline"
+    assert entries["colorize-vae"]["input"]["spatial_latent"] is True
     assert entries["colorize-vae"]["input"]["latent"] == 8 and len(entries["colorize-vae"]["output"]["logits"]["bins"]) == 261
     ctx = Context.create(Settings(models_dir=models, device="cpu"))
     gray = np.random.default_rng(0).integers(0, 256, (37, 53, 1), dtype=np.uint8)

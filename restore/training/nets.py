@@ -160,9 +160,12 @@ def quarter_hints(hint: torch.Tensor) -> torch.Tensor:
 class ColorConfig:
     widths: tuple[int, ...] = (32, 64, 128, 256)  # levels at 1/2, 1/4, 1/8, 1/16 of the working size
     blocks: tuple[int, ...] = (1, 1, 2, 2)
-    # Channels of z, one vector for the whole photo (a colour scheme; one vector per 16x16 pixels draws a
-    # patchwork, each cell wrong in its own way); 0 makes the deterministic autoencoder.
+    # Channels of z; 0 makes the deterministic autoencoder.
     latent: int = 8
+    # z per cell of the bottleneck (stride x stride pixels) instead of one vector for the whole photo, so a
+    # sample can recolour one region and leave the rest. Drawn i.i.d. per cell, z would paint a patchwork;
+    # serving draws one z per region instead (restore.tasks.colorize.latents).
+    spatial_latent: bool = False
     bins: int = 261  # ab classes (restore.color.ab_bins)
     # Colour hints as input: three channels beside L (the hinted a and b / 110, and a mask of where hints
     # are), zeros where there are none, so one model serves no hints and hints.
@@ -179,12 +182,13 @@ class ColorVAE(nn.Module):
     """Conditional VAE for colorization in Lab: p(ab | L, z) with z ~ N(0, I), q(z | L, ab) to train.
 
     The decoder is an encoder-decoder over L (pixel-unshuffle, strided convolutions, skips) with z
-    added at the bottleneck: one vector for the photo, so a sample is one coherent colour scheme that
-    the decoder spreads over the regions L shows. It predicts logits over the ab bins at a quarter of
+    added at the bottleneck: one vector for the photo (a colour scheme that the decoder spreads over the
+    regions L shows) or, with spatial_latent, one per bottleneck cell. It predicts logits over the ab bins at a quarter of
     the working size: colour is smooth, and the full-resolution L carries the detail. The posterior
     encoder sees L and the true ab, only in training. latent = 0 gives the deterministic autoencoder,
     trained the same way, that the benchmark compares with.
-    L: (N, 1, H, W) lightness / 100; ab: (N, 2, H, W) / 110; z: (N, latent, 1, 1).
+    L: (N, 1, H, W) lightness / 100; ab: (N, 2, H, W) / 110; z: (N, latent, 1, 1), or with spatial_latent
+    (N, latent, H / stride, W / stride).
     """
 
     def __init__(self, config: ColorConfig = ColorConfig()):
@@ -229,9 +233,12 @@ class ColorVAE(nn.Module):
         return self.logits(h)
 
     def encode(self, L, ab):
-        """The posterior's mean and log-variance, each (N, latent, 1, 1): averaged over the photo."""
+        """The posterior's mean and log-variance, each (N, latent, H / stride, W / stride) for a spatial
+        latent, else (N, latent, 1, 1): averaged over the photo."""
         stats = self.posterior(torch.cat([L, ab], dim=1))
-        mu, logvar = stats.mean(dim=(2, 3), keepdim=True).chunk(2, dim=1)
+        if not self.config.spatial_latent:
+            stats = stats.mean(dim=(2, 3), keepdim=True)
+        mu, logvar = stats.chunk(2, dim=1)
         return mu, logvar.clamp(-10, 6)
 
     def forward(self, L, z, hint=None):

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from restore.color import ab_bins, colourfulness, lab_to_rgb_keep_lightness, rgb_to_lab
-from restore.tasks.colorize import AB_SCALE, annealed_mean  # ab / AB_SCALE: what the posterior and the hint inputs see
+from restore.tasks.colorize import AB_SCALE, annealed_mean, latents  # ab / AB_SCALE: what the posterior and the hint inputs see
 from restore.training.data import CropSampler, list_images, load_rgb, shrink
 from restore.training.loop import LoopConfig, low_precision, start, train_loop
 from restore.training.nets import ColorConfig, ColorVAE, grown_weights
@@ -73,8 +73,9 @@ class ColorizeTrainConfig(LoopConfig):
     soft_sigma: float = 5.0
     min_chroma: float = 3.0  # mean |ab| below this: a gray photo, skipped
     hints: bool = True  # train with simulated colour hints (a model without them is grown to take them)
+    spatial_latent: bool = True  # z per bottleneck cell (a model with one z per photo is switched to it)
     hint_draw: dict = field(default_factory=lambda: asdict(HintDraw()))
-    net: dict = field(default_factory=lambda: asdict(ColorConfig(hints=True)))
+    net: dict = field(default_factory=lambda: asdict(ColorConfig(hints=True, spatial_latent=True)))
 
 
 def build_model(net: dict) -> ColorVAE:
@@ -230,7 +231,9 @@ def evaluate(model: ColorVAE, val: np.ndarray, bins: torch.Tensor, soft_sigma: f
         return rgb, 10 * np.log10(1 / ((np.round(rgb * 255) / 255 - truth) ** 2).mean(axis=(1, 2, 3)))
 
     lat = model.config.latent
-    shape = (len(L), lat, 1, 1)
+    stride = model.config.stride
+    grid = (L.shape[2] // stride, L.shape[3] // stride) if model.config.spatial_latent else (1, 1)
+    shape = (len(L), lat, *grid)
     rgb, psnr = colouring(torch.zeros(shape) if lat else None)
     if model.config.hints:  # ten seeded points from the truth, the bench's middle case
         hint = hints_for(L, ab, np.random.default_rng(0), HintDraw(p_region=0, p_stroke=0, largest=1, exactly=10))
@@ -245,12 +248,22 @@ def evaluate(model: ColorVAE, val: np.ndarray, bins: torch.Tensor, soft_sigma: f
     }
     if model.config.hints:
         out["psnr_hints10"] = float(psnr10.mean())
-    if lat:
-        g = torch.Generator().manual_seed(0)
-        draws = [colouring(torch.randn(shape, generator=g))[1] for _ in range(samples - 1)]
-        out["psnr_best"] = float(np.max([psnr, *draws], axis=0).mean())
+    if lat:  # the samples as serving draws them (restore.tasks.colorize.latents), a seed per crop
+        cells = F.avg_pool2d(L * 100, stride).numpy()[:, 0] if model.config.spatial_latent else [None] * len(L)
+        z = torch.from_numpy(np.stack([latents(samples, i, lat, c) for i, c in enumerate(cells)], axis=1))
+        draws = [colouring(z[i]) for i in range(1, samples)]
+        out["psnr_best"] = float(np.max([psnr] + [d[1] for d in draws], axis=0).mean())
+        out["diversity_local"] = local_diversity([rgb] + [d[0] for d in draws])
     model.train()
     return out
+
+
+def local_diversity(colourings: list[np.ndarray]) -> float:
+    """As restore bench colorize measures it: the mean ab distance between two samples after removing each
+    one's mean colour, over sample pairs and photos. colourings: per sample, (N, H, W, 3) RGB in [0, 1]."""
+    ab = [rgb_to_lab(c.astype(np.float32))[..., 1:] for c in colourings]
+    ab = [a - a.mean(axis=(1, 2), keepdims=True) for a in ab]
+    return float(np.mean([np.linalg.norm(a - b, axis=-1).mean() for i, a in enumerate(ab) for b in ab[i + 1 :]]))
 
 
 def with_hints(state: dict, model: ColorVAE) -> tuple[dict, ColorVAE]:
@@ -263,12 +276,25 @@ def with_hints(state: dict, model: ColorVAE) -> tuple[dict, ColorVAE]:
     return {k: state[k] for k in ("step", "history", "source", "colour_prior") if k in state} | {"ema": ema}, grown
 
 
+def with_spatial_latent(state: dict, model: ColorVAE) -> tuple[dict, ColorVAE]:
+    """A model with one z per photo, switched to one z per bottleneck cell: the weights are the same (the
+    posterior's statistics are no longer averaged over the photo, and z is added cell by cell), but the
+    optimizer state and cycle belong to the old objective: a fresh cycle starts."""
+    switched = build_model({**asdict(model.config), "spatial_latent": True})
+    switched.load_state_dict({k: v.float() for k, v in state["ema"].items()})
+    log.info("switched %s to a latent per %d-pixel cell", state["source"], switched.config.stride)
+    return {k: state[k] for k in ("step", "history", "source", "colour_prior", "ema") if k in state}, switched
+
+
 def train(cfg: ColorizeTrainConfig) -> Path:
     state, model, step0 = start(cfg, build_model)
     if state is not None:  # the scale the model learnt at is part of the model, as its architecture is
         cfg.working_size = state["config"].get("working_size", cfg.working_size)
         if cfg.hints and not model.config.hints:
             state, model = with_hints(state, model)
+            cfg.net = asdict(model.config)
+        if cfg.spatial_latent and model.config.latent and not model.config.spatial_latent:
+            state, model = with_spatial_latent(state, model)
             cfg.net = asdict(model.config)
     bins = torch.from_numpy(ab_bins())
     if model.config.bins != len(bins):
