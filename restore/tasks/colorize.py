@@ -8,10 +8,11 @@ hints around each hinted cell, upsampled, and recombined with the full-resolutio
 the input survives and memory grows only with the output. Hinted pixels get exactly the hinted a and b.
 
 Sample 0 uses z = 0, which the model was trained to read as "nothing known beyond L and the hints" (the
-most likely colouring). Samples 1.. draw z from N(0, I) with the job's seed. z is one vector per photo, a
-colour scheme, so samples differ mostly in their overall colours, less region by region (`restore bench
-colorize` reports their diversity with and without each sample's mean colour); the user's own hints hold
-in every sample.
+most likely colouring). Samples 1.. draw z from N(0, I) with the job's seed: for a model with a spatial
+latent (one z per 16-pixel cell), one z per region of the photo (see latents), so a sample recolours
+regions on their own; for a model with one z per photo, a colour scheme for the whole photo. `restore
+bench colorize` reports the samples' diversity with and without each sample's mean colour. The user's
+own hints hold in every sample.
 """
 from __future__ import annotations
 

@@ -195,6 +195,7 @@ def manifest_entry(task: str, name: str, version: str, onnx_path: Path, state: d
                           "working_size": cfg["working_size"], "latent": latent,
                           **({"z": (f"(N, {latent}, H / {model.config.stride}, W / {model.config.stride}), N(0, I) per cell, drawn per region"
                                     if model.config.spatial_latent else f"(N, {latent}, 1, 1), N(0, I)")
+                              + ("; noise that the model's prior, conditioned on L and the hints, turns into z" if model.config.conditional_prior else "")
                               + "; zeros for the most likely colouring", "spatial_latent": model.config.spatial_latent} if latent else {}),
                           **({"hint": "(N, 3, H, W): hinted a / 110, b / 110 and a mask of hinted pixels; zeros for none"}
                              if model.config.hints else {})}

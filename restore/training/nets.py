@@ -166,6 +166,11 @@ class ColorConfig:
     # sample can recolour one region and leave the rest. Drawn i.i.d. per cell, z would paint a patchwork;
     # serving draws one z per region instead (restore.tasks.colorize.latents).
     spatial_latent: bool = False
+    # A prior over z that depends on L and the hints, p(z | L, hints) (Sohn et al. 2015, a conditional VAE),
+    # instead of N(0, I): z is drawn where the posteriors of photos like this one lie, so a draw is a
+    # colouring such a photo could have; the served model takes N(0, I) noise and scales it by the prior,
+    # and zero noise decodes the prior's mean.
+    conditional_prior: bool = False
     bins: int = 261  # ab classes (restore.color.ab_bins)
     # Colour hints as input: three channels beside L (the hinted a and b / 110, and a mask of where hints
     # are), zeros where there are none, so one model serves no hints and hints.
@@ -209,6 +214,11 @@ class ColorVAE(nn.Module):
         self.logits = nn.Sequential(nn.Conv2d(head_in, w[1], 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(w[1], config.bins, 1))
         if config.latent:
             self.from_z = nn.Conv2d(config.latent, w[-1], 1)
+            if config.conditional_prior:
+                # Zeros: it starts as N(0, I), so a model given it computes what it did without.
+                self.prior_head = nn.Conv2d(w[-1], 2 * config.latent, 3, padding=1)
+                nn.init.zeros_(self.prior_head.weight)
+                nn.init.zeros_(self.prior_head.bias)
             q = [c // 2 for c in w]  # the posterior only has to summarise colours it is shown: half as wide
             self.posterior = nn.Sequential(
                 nn.PixelUnshuffle(2), nn.Conv2d(12, q[0], 3, padding=1), nn.ReLU(inplace=True),
@@ -216,13 +226,18 @@ class ColorVAE(nn.Module):
                 nn.Conv2d(q[-1], 2 * config.latent, 1),
             )
 
-    def decode(self, L, z=None, hint=None):
-        """Logits (N, bins, H / 4, W / 4) of the ab bins given L, z (None or zeros: the prior's mode) and,
-        for a model that takes them, the hints (N, 3, H, W) (None: no hints)."""
+    def trunk(self, L, hint=None):
+        """The encoder half over L and the hints: (bottleneck features, skips, the hints (N, 3, H, W) or
+        None for a model without them)."""
         if self.config.hints:
             hint = hint if hint is not None else L.new_zeros(len(L), HINT_CHANNELS, *L.shape[2:])
             L = torch.cat([L, hint], dim=1)
         h, skips = _descend(self, L)
+        return h, skips, hint
+
+    def ascend(self, trunk, z=None):
+        """Logits (N, bins, H / 4, W / 4) from the trunk's output and the latent z itself (None: none)."""
+        h, skips, hint = trunk
         if self.config.latent and z is not None:
             h = h + self.from_z(z)
         h = self.mid(h)
@@ -231,6 +246,31 @@ class ColorVAE(nn.Module):
         if self.config.hints:
             h = torch.cat([h, quarter_hints(hint)], dim=1)
         return self.logits(h)
+
+    def prior(self, trunk):
+        """The prior's mean and log-variance, shaped as encode's: N(0, I) without a conditional prior."""
+        h = trunk[0]
+        grid = h.shape[2:] if self.config.spatial_latent else (1, 1)
+        if not self.config.conditional_prior:
+            zero = h.new_zeros(len(h), self.config.latent, *grid)
+            return zero, zero
+        stats = self.prior_head(h)
+        if not self.config.spatial_latent:
+            stats = stats.mean(dim=(2, 3), keepdim=True)
+        mu, logvar = stats.chunk(2, dim=1)
+        return mu, logvar.clamp(-10, 6)
+
+    def decode(self, L, z=None, hint=None):
+        """Logits (N, bins, H / 4, W / 4) of the ab bins given L, the latent z itself (None: none) and,
+        for a model that takes them, the hints (N, 3, H, W) (None: no hints)."""
+        return self.ascend(self.trunk(L, hint), z)
+
+    def sample(self, L, noise, hint=None):
+        """Logits for z = the prior's mean + its standard deviation x noise: noise ~ N(0, I) draws a
+        colouring, zeros give the prior's mean (the most likely one)."""
+        trunk = self.trunk(L, hint)
+        mu, logvar = self.prior(trunk)
+        return self.ascend(trunk, mu + (0.5 * logvar).exp() * noise)
 
     def encode(self, L, ab):
         """The posterior's mean and log-variance, each (N, latent, H / stride, W / stride) for a spatial
@@ -242,5 +282,5 @@ class ColorVAE(nn.Module):
         return mu, logvar.clamp(-10, 6)
 
     def forward(self, L, z, hint=None):
-        """What serving runs: the logits for a given z (and hints)."""
-        return self.decode(L, z, hint)
+        """What serving runs: the logits for noise z (see sample) and the hints."""
+        return self.sample(L, z, hint)
