@@ -36,7 +36,9 @@ AB_SCALE = 110.0  # the model's hint input is a / AB_SCALE, b / AB_SCALE
 # How hints spread (see spread): chosen on 40 ImageNet1000 photos, not the bench's; 1 and 10 hint points scored
 # within 0.05 and 0.1 dB of the best for L steps 6-8 and pulls 0.0006-0.0017.
 SPREAD_L, SPREAD_PULL = 8.0, 0.001
-REGIONS = 6  # a spatial latent's samples: regions drawn on their own per sample (see latents)
+# A spatial latent's samples (see latents): regions drawn on their own per sample, and the share of z's
+# variance drawn once for the whole photo.
+REGIONS, GLOBAL_SHARE = 6, 0.3
 
 
 class HintPoint(BaseModel):
@@ -94,7 +96,9 @@ def latents(samples: int, seed: int, channels: int, cells: np.ndarray | None = N
     are drawn at random and each gets a z of its own; every other cell mixes them by how it is connected
     to each (the edge-aware diffusion of spread: through similar lightness, fading across edges), with
     the weights' energy normalised so that every cell's z is still N(0, I). A cell-by-cell draw would
-    colour each cell on its own, a patchwork; this way a sample recolours a region and keeps it whole."""
+    colour each cell on its own, a patchwork; this way a sample recolours a region and keeps it whole.
+    A share of each cell's variance (GLOBAL_SHARE) is one draw for the whole photo, so samples also differ
+    in their overall colour, the photo's largest uncertainty."""
     rng = np.random.default_rng(seed)
     if cells is None:
         z = np.zeros((samples, channels, 1, 1), np.float32)
@@ -104,6 +108,7 @@ def latents(samples: int, seed: int, channels: int, cells: np.ndarray | None = N
     hb, wb = cells.shape
     z = np.zeros((samples, channels, hb, wb), np.float32)
     k = min(REGIONS, hb * wb)
+    overall = rng.standard_normal((samples, channels, 1, 1))
     for i in range(1, samples):
         seeds = rng.choice(hb * wb, size=k, replace=False)
         fixed = np.zeros((hb, wb), bool)
@@ -113,7 +118,8 @@ def latents(samples: int, seed: int, channels: int, cells: np.ndarray | None = N
         weights = spread(pinned, fixed, cells.astype(np.float64))
         weights /= np.maximum(weights.sum(axis=0, keepdims=True), 1e-12)
         draws = rng.standard_normal((k, channels))
-        z[i] = np.einsum("kc,khw->chw", draws, weights) / np.sqrt((weights**2).sum(axis=0))
+        regional = np.einsum("kc,khw->chw", draws, weights) / np.sqrt((weights**2).sum(axis=0))
+        z[i] = np.sqrt(1 - GLOBAL_SHARE) * regional + np.sqrt(GLOBAL_SHARE) * overall[i]
     return z
 
 
