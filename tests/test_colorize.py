@@ -305,33 +305,3 @@ def test_hint_spread_stops_at_edges():
     pinned[:, 4, 1] = 50.0
     r = colorize.spread(pinned, fixed, cells)
     assert r[0, :, :4].min() > 45 and r[0, :, 4:].max() < 0.25 * r[0, :, :4].min()
-
-
-def test_spread_takes_any_number_of_channels():
-    rng = np.random.default_rng(1)
-    cells = rng.uniform(0, 100, (7, 5))
-    fixed = np.zeros((7, 5), bool)
-    fixed.flat[[3, 20]] = True
-    pinned = np.where(fixed, rng.uniform(-1, 1, (5, 7, 5)), 0.0)
-    together = colorize.spread(pinned, fixed, cells)
-    apart = np.concatenate([colorize.spread(pinned[c : c + 1], fixed, cells) for c in range(5)])
-    assert np.allclose(together, apart, atol=1e-12)
-
-
-def test_latents_one_per_photo_or_one_per_region():
-    flat = colorize.latents(4, 3, 8)
-    assert flat.shape == (4, 8, 1, 1) and not flat[0].any() and flat[1:].std() > 0.5
-    assert np.array_equal(flat, colorize.latents(4, 3, 8))
-    cells = np.full((6, 8), 20.0)
-    cells[:, 4:] = 90.0  # two regions, a strong lightness edge between them
-    z = colorize.latents(400, 5, 2, cells)
-    assert z.shape == (400, 2, 6, 8) and not z[0].any()
-    assert np.array_equal(z, colorize.latents(400, 5, 2, cells)) and not np.array_equal(z, colorize.latents(400, 6, 2, cells))
-    draws = z[1:, 0]
-    assert abs(draws.std() - 1) < 0.1  # every cell's z is still N(0, 1)
-
-    def corr(a, b):
-        return float(np.corrcoef(draws[:, a[0], a[1]], draws[:, b[0], b[1]])[0, 1])
-
-    # Cells of one region move together (a region is recoloured whole); across the edge, much less.
-    assert corr((2, 1), (3, 2)) > 0.6 and corr((2, 3), (2, 4)) < 0.5 * corr((2, 1), (3, 2))

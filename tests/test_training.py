@@ -56,46 +56,10 @@ def test_parity_leaves_out_only_ties_at_the_watermark_cut():
     assert off_the_cut(module, [restored, torch_mask], [restored, ort_mask]).tolist() == [[[[False, True, True]]]]
 
 
-@pytest.mark.parametrize("latent,hints,spatial", [(3, True, True), (3, True, False), (3, False, False), (0, False, False)])
-def test_colorize_export_matches_torch(tmp_path, latent, hints, spatial):
-    model = ColorVAE(ColorConfig(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1), latent=latent, hints=hints, spatial_latent=spatial,
-                                 conditional_prior=spatial)).eval()
-    if spatial:  # a prior that is not N(0, I)
-        torch.nn.init.normal_(model.prior_head.weight, std=0.1)
+@pytest.mark.parametrize("latent,hints", [(3, True), (3, False), (0, False)])
+def test_colorize_export_matches_torch(tmp_path, latent, hints):
+    model = ColorVAE(ColorConfig(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1), latent=latent, hints=hints)).eval()
     assert export_onnx(model, tmp_path / "c.onnx") < 1e-4
-
-
-def test_a_model_switched_to_a_spatial_latent_decodes_a_constant_z_as_before():
-    """Switched to a z per cell with a conditional prior, a model colours as before until trained: the
-    prior starts as N(0, I), and the same z in every cell is the photo's one z."""
-    from restore.training.train_colorize import with_spatial_latent
-
-    one = ColorVAE(ColorConfig(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1), latent=3, hints=True)).eval()
-    state, spatial = with_spatial_latent({"ema": one.state_dict(), "step": 5, "source": "x"}, one)
-    spatial.load_state_dict(state["ema"])
-    spatial.eval()
-    L, z, hint = torch.rand(1, 1, 48, 64), torch.randn(1, 3, 1, 1), torch.zeros(1, 3, 48, 64)
-    with torch.no_grad():
-        assert torch.allclose(spatial(L, z.expand(1, 3, 3, 4), hint), one(L, z, hint), atol=1e-5)
-        mu, logvar = spatial.encode(L, torch.rand(1, 2, 48, 64))
-        prior_mu, prior_logvar = spatial.prior(spatial.trunk(L, hint))
-    assert spatial.config.spatial_latent and spatial.config.conditional_prior and state["step"] == 5
-    assert mu.shape == logvar.shape == prior_mu.shape == (1, 3, 3, 4) and not prior_mu.any() and not prior_logvar.any()
-
-
-def test_a_conditional_prior_scales_the_noise_and_enters_the_kl():
-    from restore.training.train_colorize import kl_divergence
-
-    model = ColorVAE(ColorConfig(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1), latent=3, hints=True, spatial_latent=True,
-                                 conditional_prior=True)).eval()
-    with torch.no_grad():
-        model.prior_head.bias.copy_(torch.tensor([1.0, -1.0, 0.5, 0.0, 2 * np.log(2.0), 0.0]))  # mean, log-variance
-        L, noise = torch.rand(1, 1, 32, 48), torch.randn(1, 3, 2, 3)
-        z = torch.tensor([1.0, -1.0, 0.5]).view(1, 3, 1, 1) + torch.tensor([1.0, 2.0, 1.0]).view(1, 3, 1, 1) * noise
-        assert torch.allclose(model(L, noise), model.decode(L, z), atol=1e-5)
-    mu, logvar = torch.zeros(1, 3, 1, 1), torch.zeros(1, 3, 1, 1)
-    assert float(kl_divergence(mu, logvar, mu, logvar)) == 0.0
-    assert torch.allclose(kl_divergence(mu + 1, logvar), torch.tensor([1.5]))  # 0.5 per unit of squared distance
 
 
 def test_simulated_hints_carry_the_true_colours():
@@ -171,31 +135,29 @@ def test_bf16_runs_the_models_in_bfloat16_and_the_losses_in_float32(photos):
     assert tail.bias.grad[:4].abs().min() > 0
 
 
-@pytest.mark.parametrize("spatial,grid", [(False, (1, 1)), (True, (3, 3))])
-def test_colorize_losses_decode_a_share_at_z_zero(photos, monkeypatch, spatial, grid):
+def test_colorize_losses_decode_a_share_at_z_zero(photos, monkeypatch):
     """With p_zero 0.5, the posterior sees the first half of the batch and the second half is decoded
-    at z = 0 (the prior's mean, N(0, I)'s here): the default sample is trained to be the prediction from L
-    alone. A spatial latent has a z per 16-pixel cell."""
+    at z = 0: the default sample is trained to be the prediction from L alone."""
     from restore.color import ab_bins
     from restore.training.train_colorize import lab_batch, losses
 
-    model = ColorVAE(ColorConfig(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1), latent=3, spatial_latent=spatial))
+    model = ColorVAE(ColorConfig(widths=(8, 16, 16, 32), blocks=(1, 1, 1, 1), latent=3))
     seen = {}
-    encode, ascend = model.encode, model.ascend
+    encode, decode = model.encode, model.decode
 
     def encode_spy(L, ab):
         seen["encoded"] = len(L)
         return encode(L, ab)
 
-    def ascend_spy(trunk, z=None):
+    def decode_spy(L, z=None, hint=None):
         seen["z"] = z
-        return ascend(trunk, z)
+        return decode(L, z, hint)
 
     monkeypatch.setattr(model, "encode", encode_spy)
-    monkeypatch.setattr(model, "ascend", ascend_spy)
+    monkeypatch.setattr(model, "decode", decode_spy)
     L, ab = lab_batch(CropSampler([photos], patch=48, rotate=False).batch(4))
     ce, kl = losses(model, L, ab, torch.from_numpy(ab_bins()), 5.0, p_zero=0.5)
-    assert seen["encoded"] == 2 and seen["z"].shape == (4, 3, *grid)
+    assert seen["encoded"] == 2 and seen["z"].shape == (4, 3, 1, 1)
     assert seen["z"][2:].abs().sum() == 0 and seen["z"][:2].abs().sum() > 0
     assert float(ce) > 0 and float(kl) >= 0
 
@@ -250,7 +212,6 @@ def test_colorize_train_export_and_serve(photos, tmp_path):
         assert result.exit_code == 0, result.output
     entries = {m["name"]: m for m in json.loads((models / "manifest.json").read_text())["models"]}
     assert entries["colorize-vae"]["task"] == "colorize" and entries["colorize-ae"]["task"] == "colorize-baseline"
-    assert entries["colorize-vae"]["input"]["spatial_latent"] is True
     assert entries["colorize-vae"]["input"]["latent"] == 8 and len(entries["colorize-vae"]["output"]["logits"]["bins"]) == 261
     ctx = Context.create(Settings(models_dir=models, device="cpu"))
     gray = np.random.default_rng(0).integers(0, 256, (37, 53, 1), dtype=np.uint8)

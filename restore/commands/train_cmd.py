@@ -79,9 +79,9 @@ def _train(task: str, common: dict, latent: int | None, working_size: int | None
         from restore.training.nets import ColorConfig
         from restore.training.train_colorize import ColorizeTrainConfig, train as run
 
-        vae = latent != 0  # the deterministic baseline stays what it was built to show: colour from L alone
-        net = asdict(ColorConfig(**({} if latent is None else {"latent": latent}), hints=vae, spatial_latent=vae, conditional_prior=vae))
-        run(ColorizeTrainConfig(**common, net=net, hints=vae, spatial_latent=vae, **({"working_size": working_size} if working_size else {})))
+        hints = latent != 0  # the deterministic baseline stays what it was built to show: colour from L alone
+        net = asdict(ColorConfig(hints=hints) if latent is None else ColorConfig(latent=latent, hints=hints))
+        run(ColorizeTrainConfig(**common, net=net, hints=hints, **({"working_size": working_size} if working_size else {})))
     else:
         from restore.training.train_dewatermark import DewatermarkTrainConfig, train as run
 

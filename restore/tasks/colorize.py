@@ -8,11 +8,10 @@ hints around each hinted cell, upsampled, and recombined with the full-resolutio
 the input survives and memory grows only with the output. Hinted pixels get exactly the hinted a and b.
 
 Sample 0 uses z = 0, which the model was trained to read as "nothing known beyond L and the hints" (the
-most likely colouring). Samples 1.. draw z from N(0, I) with the job's seed: for a model with a spatial
-latent (one z per 16-pixel cell), one z per region of the photo (see latents), so a sample recolours
-regions on their own; for a model with one z per photo, a colour scheme for the whole photo. `restore
-bench colorize` reports the samples' diversity with and without each sample's mean colour. The user's
-own hints hold in every sample.
+most likely colouring). Samples 1.. draw z from N(0, I) with the job's seed. z is one vector per photo, a
+colour scheme, so samples differ mostly in their overall colours, less region by region (`restore bench
+colorize` reports their diversity with and without each sample's mean colour); the user's own hints hold
+in every sample.
 """
 from __future__ import annotations
 
@@ -36,9 +35,6 @@ AB_SCALE = 110.0  # the model's hint input is a / AB_SCALE, b / AB_SCALE
 # How hints spread (see spread): chosen on 40 ImageNet1000 photos, not the bench's; 1 and 10 hint points scored
 # within 0.05 and 0.1 dB of the best for L steps 6-8 and pulls 0.0006-0.0017.
 SPREAD_L, SPREAD_PULL = 8.0, 0.001
-# A spatial latent's samples (see latents): regions drawn on their own per sample, and the share of z's
-# variance drawn once for the whole photo.
-REGIONS, GLOBAL_SHARE = 6, 0.3
 
 
 class HintPoint(BaseModel):
@@ -88,38 +84,12 @@ def decode(logits: np.ndarray, out: dict, temperature: float | None = None) -> n
     return ab
 
 
-def latents(samples: int, seed: int, channels: int, cells: np.ndarray | None = None) -> np.ndarray:
-    """z for each sample, zeros first, then draws from N(0, I) that depend only on the seed.
-
-    cells None: (samples, channels, 1, 1), one z per photo (a colour scheme). cells, the photo's lightness
-    on the model's latent grid (hb, wb): (samples, channels, hb, wb), one z per region. REGIONS cells
-    are drawn at random and each gets a z of its own; every other cell mixes them by how it is connected
-    to each (the edge-aware diffusion of spread: through similar lightness, fading across edges), with
-    the weights' energy normalised so that every cell's z is still N(0, I). A cell-by-cell draw would
-    colour each cell on its own, a patchwork; this way a sample recolours a region and keeps it whole.
-    A share of each cell's variance (GLOBAL_SHARE) is one draw for the whole photo, so samples also differ
-    in their overall colour, the photo's largest uncertainty."""
-    rng = np.random.default_rng(seed)
-    if cells is None:
-        z = np.zeros((samples, channels, 1, 1), np.float32)
-        if samples > 1 and channels:
-            z[1:] = rng.standard_normal((samples - 1, channels, 1, 1), dtype=np.float32)
-        return z
-    hb, wb = cells.shape
-    z = np.zeros((samples, channels, hb, wb), np.float32)
-    k = min(REGIONS, hb * wb)
-    overall = rng.standard_normal((samples, channels, 1, 1))
-    for i in range(1, samples):
-        seeds = rng.choice(hb * wb, size=k, replace=False)
-        fixed = np.zeros((hb, wb), bool)
-        fixed.flat[seeds] = True
-        pinned = np.zeros((k, hb, wb))
-        pinned[np.arange(k), seeds // wb, seeds % wb] = 1.0
-        weights = spread(pinned, fixed, cells.astype(np.float64))
-        weights /= np.maximum(weights.sum(axis=0, keepdims=True), 1e-12)
-        draws = rng.standard_normal((k, channels))
-        regional = np.einsum("kc,khw->chw", draws, weights) / np.sqrt((weights**2).sum(axis=0))
-        z[i] = np.sqrt(1 - GLOBAL_SHARE) * regional + np.sqrt(GLOBAL_SHARE) * overall[i]
+def latents(samples: int, seed: int, channels: int) -> np.ndarray:
+    """(samples, channels, 1, 1): one z per photo (a colour scheme), zeros first, then N(0, I) draws that
+    depend only on the seed."""
+    z = np.zeros((samples, channels, 1, 1), np.float32)
+    if samples > 1 and channels:
+        z[1:] = np.random.default_rng(seed).standard_normal((samples - 1, channels, 1, 1), dtype=np.float32)
     return z
 
 
@@ -161,9 +131,7 @@ def predict_ab(session: Session, L: np.ndarray, samples: int, seed: int, tempera
         return decode(np.repeat(logits, samples, axis=0), out, temperature)
     hinted = "hint" in spec
     hint = hint_input(hints if hints is not None else Hints.none(L.shape[::-1]), (h, w))[None]
-    stride = session.model.stride
-    cells = cv2.resize(L, (w // stride, h // stride), interpolation=cv2.INTER_AREA) if spec.get("spatial_latent") else None
-    z = latents(samples, seed, latent, cells)
+    z = latents(samples, seed, latent)
     results = [session.outputs(small, z[i : i + 1], *([hint] if hinted else []))[0] for i in range(samples)]
     return decode(np.concatenate(results), out, temperature)
 
@@ -185,7 +153,7 @@ def spread(pinned: np.ndarray, fixed: np.ndarray, cells: np.ndarray) -> np.ndarr
     """The diffusion's steady state: r = pinned where fixed ((hq, wq) bool), and elsewhere each cell's r is
     the weighted mean of its four neighbours' and of 0 (weight SPREAD_PULL, which makes a correction fade
     with distance); a neighbour's weight falls with the lightness step to it (SPREAD_L in L units).
-    pinned: (C, hq, wq), each channel spread on its own; cells: (hq, wq) lightness.
+    pinned: (2, hq, wq); cells: (hq, wq) lightness.
 
     The equations couple each row of cells only to the rows above and below, so they are solved exactly,
     row by row (block tridiagonal elimination): a few milliseconds for the model's grid, where iterating
@@ -210,18 +178,17 @@ def spread(pinned: np.ndarray, fixed: np.ndarray, cells: np.ndarray) -> np.ndarr
     blocks[:, off, off + 1] = -right * free[:, :-1]
     blocks[:, off + 1, off] = -right * free[:, 1:]
     lower = -down * free[1:]  # (m - 1, k): row i's coupling to row i - 1 is lower[i - 1]
-    c = pinned.shape[0]
-    sides = np.zeros((m, k, k + c))  # [diagonal coupling to row i + 1 | given]
+    sides = np.zeros((m, k, k + 2))  # [diagonal coupling to row i + 1 | given]
     sides[:-1, diagonal, diagonal] = -down * free[:-1]
     sides[:, :, k:] = np.where(fixed, pinned, 0.0).transpose(1, 2, 0)
-    solved = np.empty((m, k, k + c))  # [carry | partial]
+    solved = np.empty((m, k, k + 2))  # [carry | partial]
     solved[0] = np.linalg.solve(blocks[0], sides[0])
     for i in range(1, m):
         scaled = lower[i - 1][:, None] * solved[i - 1]
         blocks[i] -= scaled[:, :k]
         sides[i, :, k:] -= scaled[:, k:]
         solved[i] = np.linalg.solve(blocks[i], sides[i])
-    r = np.empty((m, k, c))
+    r = np.empty((m, k, 2))
     r[-1] = solved[-1, :, k:]
     for i in range(m - 2, -1, -1):
         r[i] = solved[i, :, k:] - solved[i, :, :k] @ r[i + 1]

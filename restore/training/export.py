@@ -78,16 +78,11 @@ def served(model: torch.nn.Module):
     if isinstance(model, ColorVAE):
         if model.config.latent and model.config.hints:
             return model, ["L", "z", "hint"], ["logits"], lambda h, w: (
-                torch.rand(2, 1, h, w), _example_latent(model, h, w), _example_hints(2, h, w))
+                torch.rand(2, 1, h, w), torch.randn(2, model.config.latent, 1, 1), _example_hints(2, h, w))
         if model.config.latent:
-            return model, ["L", "z"], ["logits"], lambda h, w: (torch.rand(2, 1, h, w), _example_latent(model, h, w))
+            return model, ["L", "z"], ["logits"], lambda h, w: (torch.rand(2, 1, h, w), torch.randn(2, model.config.latent, 1, 1))
         return _Deterministic(model).eval(), ["L"], ["logits"], lambda h, w: (torch.rand(1, 1, h, w),)
     return model, ["image"], ["restored"], lambda h, w: (torch.rand(1, 3, h, w),)
-
-
-def _example_latent(model: ColorVAE, h: int, w: int) -> torch.Tensor:
-    grid = (h // model.config.stride, w // model.config.stride) if model.config.spatial_latent else (1, 1)
-    return torch.randn(2, model.config.latent, *grid)
 
 
 def _example_hints(n: int, h: int, w: int) -> torch.Tensor:
@@ -128,10 +123,9 @@ def export_onnx(model: torch.nn.Module, path: str | Path, opset: int = 17) -> fl
     module, inputs, outputs, example = served(model)
     stride = model.config.stride
     dynamic = {0: "batch", 2: "height", 3: "width"}
-    latent = {0: "batch", 2: "latent_height", 3: "latent_width"}  # a spatial z's grid; 1 x 1 for one z per photo
     torch.onnx.export(
         module, example(2 * stride, 3 * stride), str(path), dynamo=False, opset_version=opset,
-        input_names=inputs, output_names=outputs, dynamic_axes={n: latent if n == "z" else dynamic for n in inputs + outputs},
+        input_names=inputs, output_names=outputs, dynamic_axes={n: dynamic for n in inputs + outputs},
     )
     store_weights_fp16(path)
     x = example(5 * stride, 7 * stride)
@@ -193,10 +187,7 @@ def manifest_entry(task: str, name: str, version: str, onnx_path: Path, state: d
         entry["input"] = {"name": "L", "layout": "NCHW", "dtype": "float32", "channels": 1, "range": [0, 1],
                           "meaning": "CIE L / 100 at the working size", "multiple_of": model.config.stride,
                           "working_size": cfg["working_size"], "latent": latent,
-                          **({"z": (f"(N, {latent}, H / {model.config.stride}, W / {model.config.stride}), N(0, I) per cell, drawn per region"
-                                    if model.config.spatial_latent else f"(N, {latent}, 1, 1), N(0, I)")
-                              + ("; noise that the model's prior, conditioned on L and the hints, turns into z" if model.config.conditional_prior else "")
-                              + "; zeros for the most likely colouring", "spatial_latent": model.config.spatial_latent} if latent else {}),
+                          **({"z": f"(N, {latent}, 1, 1), N(0, I); zeros for the most likely colouring"} if latent else {}),
                           **({"hint": "(N, 3, H, W): hinted a / 110, b / 110 and a mask of hinted pixels; zeros for none"}
                              if model.config.hints else {})}
         # The overall colour from the distribution without rebalancing: its logits are these plus a shift per bin.

@@ -160,17 +160,9 @@ def quarter_hints(hint: torch.Tensor) -> torch.Tensor:
 class ColorConfig:
     widths: tuple[int, ...] = (32, 64, 128, 256)  # levels at 1/2, 1/4, 1/8, 1/16 of the working size
     blocks: tuple[int, ...] = (1, 1, 2, 2)
-    # Channels of z; 0 makes the deterministic autoencoder.
+    # Channels of z, one vector for the whole photo (a colour scheme; one vector per 16x16 pixels draws a
+    # patchwork, each cell wrong in its own way); 0 makes the deterministic autoencoder.
     latent: int = 8
-    # z per cell of the bottleneck (stride x stride pixels) instead of one vector for the whole photo, so a
-    # sample can recolour one region and leave the rest. Drawn i.i.d. per cell, z would paint a patchwork;
-    # serving draws one z per region instead (restore.tasks.colorize.latents).
-    spatial_latent: bool = False
-    # A prior over z that depends on L and the hints, p(z | L, hints) (Sohn et al. 2015, a conditional VAE),
-    # instead of N(0, I): z is drawn where the posteriors of photos like this one lie, so a draw is a
-    # colouring such a photo could have; the served model takes N(0, I) noise and scales it by the prior,
-    # and zero noise decodes the prior's mean.
-    conditional_prior: bool = False
     bins: int = 261  # ab classes (restore.color.ab_bins)
     # Colour hints as input: three channels beside L (the hinted a and b / 110, and a mask of where hints
     # are), zeros where there are none, so one model serves no hints and hints.
@@ -187,13 +179,12 @@ class ColorVAE(nn.Module):
     """Conditional VAE for colorization in Lab: p(ab | L, z) with z ~ N(0, I), q(z | L, ab) to train.
 
     The decoder is an encoder-decoder over L (pixel-unshuffle, strided convolutions, skips) with z
-    added at the bottleneck: one vector for the photo (a colour scheme that the decoder spreads over the
-    regions L shows) or, with spatial_latent, one per bottleneck cell. It predicts logits over the ab bins at a quarter of
+    added at the bottleneck: one vector for the photo, so a sample is one coherent colour scheme that
+    the decoder spreads over the regions L shows. It predicts logits over the ab bins at a quarter of
     the working size: colour is smooth, and the full-resolution L carries the detail. The posterior
     encoder sees L and the true ab, only in training. latent = 0 gives the deterministic autoencoder,
     trained the same way, that the benchmark compares with.
-    L: (N, 1, H, W) lightness / 100; ab: (N, 2, H, W) / 110; z: (N, latent, 1, 1), or with spatial_latent
-    (N, latent, H / stride, W / stride).
+    L: (N, 1, H, W) lightness / 100; ab: (N, 2, H, W) / 110; z: (N, latent, 1, 1).
     """
 
     def __init__(self, config: ColorConfig = ColorConfig()):
@@ -214,11 +205,6 @@ class ColorVAE(nn.Module):
         self.logits = nn.Sequential(nn.Conv2d(head_in, w[1], 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(w[1], config.bins, 1))
         if config.latent:
             self.from_z = nn.Conv2d(config.latent, w[-1], 1)
-            if config.conditional_prior:
-                # Zeros: it starts as N(0, I), so a model given it computes what it did without.
-                self.prior_head = nn.Conv2d(w[-1], 2 * config.latent, 3, padding=1)
-                nn.init.zeros_(self.prior_head.weight)
-                nn.init.zeros_(self.prior_head.bias)
             q = [c // 2 for c in w]  # the posterior only has to summarise colours it is shown: half as wide
             self.posterior = nn.Sequential(
                 nn.PixelUnshuffle(2), nn.Conv2d(12, q[0], 3, padding=1), nn.ReLU(inplace=True),
@@ -226,18 +212,13 @@ class ColorVAE(nn.Module):
                 nn.Conv2d(q[-1], 2 * config.latent, 1),
             )
 
-    def trunk(self, L, hint=None):
-        """The encoder half over L and the hints: (bottleneck features, skips, the hints (N, 3, H, W) or
-        None for a model without them)."""
+    def decode(self, L, z=None, hint=None):
+        """Logits (N, bins, H / 4, W / 4) of the ab bins given L, z (None or zeros: the prior's mode) and,
+        for a model that takes them, the hints (N, 3, H, W) (None: no hints)."""
         if self.config.hints:
             hint = hint if hint is not None else L.new_zeros(len(L), HINT_CHANNELS, *L.shape[2:])
             L = torch.cat([L, hint], dim=1)
         h, skips = _descend(self, L)
-        return h, skips, hint
-
-    def ascend(self, trunk, z=None):
-        """Logits (N, bins, H / 4, W / 4) from the trunk's output and the latent z itself (None: none)."""
-        h, skips, hint = trunk
         if self.config.latent and z is not None:
             h = h + self.from_z(z)
         h = self.mid(h)
@@ -247,40 +228,12 @@ class ColorVAE(nn.Module):
             h = torch.cat([h, quarter_hints(hint)], dim=1)
         return self.logits(h)
 
-    def prior(self, trunk):
-        """The prior's mean and log-variance, shaped as encode's: N(0, I) without a conditional prior."""
-        h = trunk[0]
-        grid = h.shape[2:] if self.config.spatial_latent else (1, 1)
-        if not self.config.conditional_prior:
-            zero = h.new_zeros(len(h), self.config.latent, *grid)
-            return zero, zero
-        stats = self.prior_head(h)
-        if not self.config.spatial_latent:
-            stats = stats.mean(dim=(2, 3), keepdim=True)
-        mu, logvar = stats.chunk(2, dim=1)
-        return mu, logvar.clamp(-10, 6)
-
-    def decode(self, L, z=None, hint=None):
-        """Logits (N, bins, H / 4, W / 4) of the ab bins given L, the latent z itself (None: none) and,
-        for a model that takes them, the hints (N, 3, H, W) (None: no hints)."""
-        return self.ascend(self.trunk(L, hint), z)
-
-    def sample(self, L, noise, hint=None):
-        """Logits for z = the prior's mean + its standard deviation x noise: noise ~ N(0, I) draws a
-        colouring, zeros give the prior's mean (the most likely one)."""
-        trunk = self.trunk(L, hint)
-        mu, logvar = self.prior(trunk)
-        return self.ascend(trunk, mu + (0.5 * logvar).exp() * noise)
-
     def encode(self, L, ab):
-        """The posterior's mean and log-variance, each (N, latent, H / stride, W / stride) for a spatial
-        latent, else (N, latent, 1, 1): averaged over the photo."""
+        """The posterior's mean and log-variance, each (N, latent, 1, 1): averaged over the photo."""
         stats = self.posterior(torch.cat([L, ab], dim=1))
-        if not self.config.spatial_latent:
-            stats = stats.mean(dim=(2, 3), keepdim=True)
-        mu, logvar = stats.chunk(2, dim=1)
+        mu, logvar = stats.mean(dim=(2, 3), keepdim=True).chunk(2, dim=1)
         return mu, logvar.clamp(-10, 6)
 
     def forward(self, L, z, hint=None):
-        """What serving runs: the logits for noise z (see sample) and the hints."""
-        return self.sample(L, z, hint)
+        """What serving runs: the logits for a given z (and hints)."""
+        return self.decode(L, z, hint)

@@ -85,17 +85,15 @@ def colorize_feed(image: np.ndarray, shapes: dict[str, list[int]], index: int, r
     import cv2
 
     from restore.color import rgb_to_lab
-    from restore.tasks.colorize import latents, working_shape
+    from restore.tasks.colorize import working_shape
     from restore.training.train_colorize import simulate_hints
 
     h, w = working_shape(3, 4, working_size, 16)
     lab = rgb_to_lab(cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA))
     feed = {"L": (lab[..., 0] / 100)[None, None].astype(np.float32)}
-    if "z" in shapes:  # one z per photo (1 x 1), or one per 16-pixel cell drawn region by region
-        latent, cells = shapes["z"][1], None
-        if shapes["z"][2] != 1:
-            cells = cv2.resize(lab[..., 0], (w // 16, h // 16), interpolation=cv2.INTER_AREA)
-        feed["z"] = latents(2, int(rng.integers(2**31)), latent, cells)[index % 2][None]
+    if "z" in shapes:
+        latent = shapes["z"][1]
+        feed["z"] = (rng.standard_normal((1, latent, 1, 1)) if index % 2 else np.zeros((1, latent, 1, 1))).astype(np.float32)
     if "hint" in shapes:
         hint = simulate_hints(lab[..., 0], lab[..., 1:].transpose(2, 0, 1), rng) if index % 3 == 2 else np.zeros((3, h, w))
         feed["hint"] = hint[None].astype(np.float32)

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from restore.color import ab_bins, colourfulness, lab_to_rgb_keep_lightness, rgb_to_lab
-from restore.tasks.colorize import AB_SCALE, annealed_mean, latents  # ab / AB_SCALE: what the posterior and the hint inputs see
+from restore.tasks.colorize import AB_SCALE, annealed_mean  # ab / AB_SCALE: what the posterior and the hint inputs see
 from restore.training.data import CropSampler, list_images, load_rgb, shrink
 from restore.training.loop import LoopConfig, low_precision, start, train_loop
 from restore.training.nets import ColorConfig, ColorVAE, grown_weights
@@ -64,21 +64,17 @@ class ColorizeTrainConfig(LoopConfig):
     # The long side photos are shrunk to, in training and in serving. 128 (crops of 64): colour is smooth,
     # the full-size L carries the detail, and a step costs a quarter of what 256 does.
     working_size: int = 128
-    # 1 would be the evidence lower bound. With one z per photo, z still carries a colour scheme at that
-    # weight (tens of nats per 128-px photo); with one z per cell it falls back towards one colour scheme
-    # per photo (the decoder finds a region's own colour not worth its nats), and samples differ little
-    # region by region. 0.3 keeps the regions' latents in use; the conditional prior keeps draws plausible.
-    kl_weight: float = 0.3
+    # 1: the evidence lower bound. With one z per photo, z still carries a colour scheme at that weight
+    # (tens of nats per 128-px photo).
+    kl_weight: float = 1.0
     kl_warmup: int = 1000
     p_zero: float = 0.5  # share of each batch decoded at z = 0 (see the module's docstring)
     rebalance: float = 0.5  # the uniform share in the rebalancing prior; 1 turns rebalancing off
     soft_sigma: float = 5.0
     min_chroma: float = 3.0  # mean |ab| below this: a gray photo, skipped
     hints: bool = True  # train with simulated colour hints (a model without them is grown to take them)
-    # z per bottleneck cell from a conditional prior (a model with one z per photo is switched to it)
-    spatial_latent: bool = True
     hint_draw: dict = field(default_factory=lambda: asdict(HintDraw()))
-    net: dict = field(default_factory=lambda: asdict(ColorConfig(hints=True, spatial_latent=True, conditional_prior=True)))
+    net: dict = field(default_factory=lambda: asdict(ColorConfig(hints=True)))
 
 
 def build_model(net: dict) -> ColorVAE:
@@ -97,13 +93,9 @@ def soft_targets(ab: torch.Tensor, bins: torch.Tensor, sigma: float) -> torch.Te
     return torch.softmax(-d2 / (2 * sigma**2), dim=1)
 
 
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, prior_mu: torch.Tensor | float = 0.0,
-                  prior_logvar: torch.Tensor | float = 0.0) -> torch.Tensor:
-    """Per image, summed over the latent: KL(N(mu, exp(logvar)) || N(prior_mu, exp(prior_logvar)));
-    the prior N(0, I) by default."""
-    prior_logvar = torch.as_tensor(prior_logvar)
-    kl = prior_logvar - logvar + (logvar.exp() + (mu - prior_mu) ** 2) / prior_logvar.exp() - 1
-    return 0.5 * kl.flatten(1).sum(dim=1)
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Per image, summed over the latent: KL(N(mu, exp(logvar)) || N(0, I))."""
+    return 0.5 * (mu**2 + logvar.exp() - 1 - logvar).flatten(1).sum(dim=1)
 
 
 def nearest_bin(ab: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
@@ -145,18 +137,15 @@ def losses(model: ColorVAE, L: torch.Tensor, ab: torch.Tensor, bins: torch.Tenso
     small_ab = F.avg_pool2d(ab, 4)
     z = None
     kl = torch.zeros(())
-    with low_precision(bf16):
-        trunk = model.trunk(L, hint)
     if model.config.latent:
         n = max(1, len(L) - int(round(len(L) * p_zero)))
         with low_precision(bf16):
             mu, logvar = (t.float() for t in model.encode(L[:n], ab[:n] / AB_SCALE))
-            prior_mu, prior_logvar = (t.float() for t in model.prior(trunk))
         drawn = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        kl = (kl_divergence(mu, logvar, prior_mu[:n], prior_logvar[:n]) / small_ab[0, 0].numel()).mean()
-        z = torch.cat([drawn, prior_mu[n:]])  # the prior's mean: what serving decodes for the default
+        kl = (kl_divergence(mu, logvar) / small_ab[0, 0].numel()).mean()
+        z = torch.cat([drawn, drawn.new_zeros(len(L) - n, *drawn.shape[1:])])
     with low_precision(bf16):
-        logits = model.ascend(trunk, z).float()
+        logits = model.decode(L, z, hint).float()
     ce = -(soft_targets(small_ab, bins, soft_sigma) * F.log_softmax(logits, dim=1)).sum(dim=1)
     if weights is not None:
         ce = ce * weights[nearest_bin(small_ab, bins)]
@@ -235,20 +224,17 @@ def evaluate(model: ColorVAE, val: np.ndarray, bins: torch.Tensor, soft_sigma: f
     truth = val.astype(np.float32) / 255
 
     def colouring(z):
-        logits = model.decode(L) if z is None else model.sample(L, z)  # z: the noise serving feeds
-        pred = torch.from_numpy(annealed_mean(logits.numpy(), bins.numpy(), TEMPERATURE))
+        pred = torch.from_numpy(annealed_mean(model.decode(L, z).numpy(), bins.numpy(), TEMPERATURE))
         pred = F.interpolate(pred, size=L.shape[2:], mode="bilinear", align_corners=False)
         rgb = lab_to_rgb_keep_lightness(torch.cat([L * 100, pred], dim=1).permute(0, 2, 3, 1).numpy())
         return rgb, 10 * np.log10(1 / ((np.round(rgb * 255) / 255 - truth) ** 2).mean(axis=(1, 2, 3)))
 
     lat = model.config.latent
-    stride = model.config.stride
-    grid = (L.shape[2] // stride, L.shape[3] // stride) if model.config.spatial_latent else (1, 1)
-    shape = (len(L), lat, *grid)
+    shape = (len(L), lat, 1, 1)
     rgb, psnr = colouring(torch.zeros(shape) if lat else None)
     if model.config.hints:  # ten seeded points from the truth, the bench's middle case
         hint = hints_for(L, ab, np.random.default_rng(0), HintDraw(p_region=0, p_stroke=0, largest=1, exactly=10))
-        hinted = torch.from_numpy(annealed_mean(model.sample(L, torch.zeros(shape), hint).numpy(), bins.numpy(), TEMPERATURE))
+        hinted = torch.from_numpy(annealed_mean(model.decode(L, torch.zeros(shape), hint).numpy(), bins.numpy(), TEMPERATURE))
         hinted = F.interpolate(hinted, size=L.shape[2:], mode="bilinear", align_corners=False)
         rgb10 = lab_to_rgb_keep_lightness(torch.cat([L * 100, hinted], dim=1).permute(0, 2, 3, 1).numpy())
         psnr10 = 10 * np.log10(1 / ((np.round(rgb10 * 255) / 255 - truth) ** 2).mean(axis=(1, 2, 3)))
@@ -259,22 +245,12 @@ def evaluate(model: ColorVAE, val: np.ndarray, bins: torch.Tensor, soft_sigma: f
     }
     if model.config.hints:
         out["psnr_hints10"] = float(psnr10.mean())
-    if lat:  # the samples as serving draws them (restore.tasks.colorize.latents), a seed per crop
-        cells = F.avg_pool2d(L * 100, stride).numpy()[:, 0] if model.config.spatial_latent else [None] * len(L)
-        z = torch.from_numpy(np.stack([latents(samples, i, lat, c) for i, c in enumerate(cells)], axis=1))
-        draws = [colouring(z[i]) for i in range(1, samples)]
-        out["psnr_best"] = float(np.max([psnr] + [d[1] for d in draws], axis=0).mean())
-        out["diversity_local"] = local_diversity([rgb] + [d[0] for d in draws])
+    if lat:
+        g = torch.Generator().manual_seed(0)
+        draws = [colouring(torch.randn(shape, generator=g))[1] for _ in range(samples - 1)]
+        out["psnr_best"] = float(np.max([psnr, *draws], axis=0).mean())
     model.train()
     return out
-
-
-def local_diversity(colourings: list[np.ndarray]) -> float:
-    """As restore bench colorize measures it: the mean ab distance between two samples after removing each
-    one's mean colour, over sample pairs and photos. colourings: per sample, (N, H, W, 3) RGB in [0, 1]."""
-    ab = [rgb_to_lab(c.astype(np.float32))[..., 1:] for c in colourings]
-    ab = [a - a.mean(axis=(1, 2), keepdims=True) for a in ab]
-    return float(np.mean([np.linalg.norm(a - b, axis=-1).mean() for i, a in enumerate(ab) for b in ab[i + 1 :]]))
 
 
 def with_hints(state: dict, model: ColorVAE) -> tuple[dict, ColorVAE]:
@@ -287,26 +263,12 @@ def with_hints(state: dict, model: ColorVAE) -> tuple[dict, ColorVAE]:
     return {k: state[k] for k in ("step", "history", "source", "colour_prior") if k in state} | {"ema": ema}, grown
 
 
-def with_spatial_latent(state: dict, model: ColorVAE) -> tuple[dict, ColorVAE]:
-    """A model with one z per photo from N(0, I), switched to one z per bottleneck cell with a conditional
-    prior: the weights it had are kept (the posterior's statistics are no longer averaged over the photo,
-    z is added cell by cell) and the prior starts as N(0, I), so it colours as before until trained. The
-    optimizer state and cycle belong to the old objective: a fresh cycle starts."""
-    switched = build_model({**asdict(model.config), "spatial_latent": True, "conditional_prior": True})
-    ema = grown_weights(switched, {k: v.float() for k, v in state["ema"].items()})
-    log.info("switched %s to a latent per %d-pixel cell with a conditional prior", state["source"], switched.config.stride)
-    return {k: state[k] for k in ("step", "history", "source", "colour_prior") if k in state} | {"ema": ema}, switched
-
-
 def train(cfg: ColorizeTrainConfig) -> Path:
     state, model, step0 = start(cfg, build_model)
     if state is not None:  # the scale the model learnt at is part of the model, as its architecture is
         cfg.working_size = state["config"].get("working_size", cfg.working_size)
         if cfg.hints and not model.config.hints:
             state, model = with_hints(state, model)
-            cfg.net = asdict(model.config)
-        if cfg.spatial_latent and model.config.latent and not (model.config.spatial_latent and model.config.conditional_prior):
-            state, model = with_spatial_latent(state, model)
             cfg.net = asdict(model.config)
     bins = torch.from_numpy(ab_bins())
     if model.config.bins != len(bins):
