@@ -7,6 +7,7 @@ import secrets
 
 import redis
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.exception_handlers import http_exception_handler
 from fastapi_offline import FastAPIOffline
 from fastapi.responses import JSONResponse
@@ -31,7 +32,10 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     settings = settings or ServiceSettings()
     # Swagger UI and ReDoc from assets in the installed package (fastapi-offline), so /docs works offline.
-    app = FastAPIOffline(title="restore", version=__version__, description="Image restoration with trained autoencoders")
+    # The form parser's own cap on file parts (1,000 by default) would otherwise refuse a batch the settings
+    # allow: every photo may come with a mask and a hint image.
+    app = FastAPIOffline(title="restore", version=__version__, description="Image restoration with trained autoencoders",
+                         form_limits={"max_files": 3 * settings.max_batch_files + 16})
     app.state.settings = settings
     app.state.store = JobStore.from_url(settings.redis_url, settings.job_ttl_s, settings.max_blob_bytes, settings.downloaded_ttl_s)
     app.state.celery = create_celery(settings)
@@ -96,6 +100,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return await http_exception_handler(request, exc)
 
     app.add_exception_handler(StarletteHTTPException, http_error)
+
+    def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # A missing or mistyped field is a bad request like any other: 400 with one readable line.
+        reasons = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'the request'}: {e.get('msg', 'invalid')}"
+                            for e in exc.errors()[:10])
+        return JSONResponse({"detail": f"bad request: {reasons}"}, status_code=400, headers=_id(request))
+
+    app.add_exception_handler(RequestValidationError, invalid)
 
     def internal(request: Request, exc: Exception) -> JSONResponse:
         log.error("request %s failed", _rid(request), exc_info=exc)

@@ -171,7 +171,14 @@ def probe(source: str | os.PathLike | bytes | BinaryIO, limits: Limits = Limits(
             turned = False
         bits = 16 if im.mode.startswith("I") or _wide_gray(im, data) is not None else 8
         size = im.size[::-1] if turned else im.size
-        return Header(size, fmt, len(im.getbands()), bits)
+        return Header(size, fmt, _decoded_channels(im), bits)
+
+
+def _decoded_channels(im: Image.Image) -> int:
+    """Channels of the array decoding makes: a palette image decodes to RGB, or RGBA with transparency."""
+    if im.mode in ("P", "PA"):
+        return 4 if im.mode == "PA" or "transparency" in im.info else 3
+    return len(im.getbands())
 
 
 def _header_exif(im: Image.Image) -> Image.Exif:
@@ -375,6 +382,14 @@ def output_format(picture: Picture, dest: str | os.PathLike | BinaryIO | None = 
     destination path, else the input's own. Callers check it before the work, write_image when writing."""
     suffix = format_for_path(dest) if isinstance(dest, (str, os.PathLike)) and os.fspath(dest) != "-" else None
     return check_encodable(picture.size, format or suffix or picture.format)
+
+
+def make_folder(folder: str | os.PathLike) -> None:
+    """Create an output folder (and its parents) or say why it cannot be: before any work is done."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file where a folder should be, no permission, a read-only file system
+        raise InputError(f"cannot create the output folder {folder}: {e.strerror or e}") from e
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from restore.errors import InputError
-from restore.io import Limits, Picture, atomic_write, encode_image, read_image
+from restore.io import Limits, Picture, atomic_write, encode_image, make_folder, read_image
 from restore.pipeline import as_picture, plan, process, run as run_plan
 from restore.settings import Settings
 from restore.tasks.base import Context
@@ -54,13 +54,28 @@ def _is_pil(image: Any) -> bool:
     return type(image).__module__.startswith("PIL.")
 
 
+_PIL_KEPT = {"1", "L", "LA", "P", "RGB", "RGBA", "I;16", "CMYK"}  # what PNG (or TIFF, for CMYK) stores as it is
+# Modes Pillow converts itself to one that is kept: other colour spaces, premultiplied alpha, palette with alpha.
+_PIL_CONVERTED = {"RGBX": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB", "RGBa": "RGBA", "PA": "RGBA"}
+
+
 def _picture(image: Image, limits: Limits, what: str) -> Picture:
     """Any accepted kind of image as a Picture."""
     if isinstance(image, np.ndarray):
         return as_picture(image)
     if _is_pil(image):
+        if image.mode.startswith("I") and image.mode != "I;16":  # 32-bit or byte-swapped integers: as 16-bit
+            pixels = np.asarray(image)
+            if pixels.size and (pixels.min() < 0 or pixels.max() > 65535):
+                raise InputError(f"{what} is a PIL image of mode {image.mode} with values outside 0-65535; scale it to 16 bits first")
+            return as_picture(pixels.astype(np.uint16))
+        if image.mode in _PIL_CONVERTED:
+            image = image.convert(_PIL_CONVERTED[image.mode])
+        elif image.mode not in _PIL_KEPT:
+            raise InputError(f"{what} is a PIL image of mode {image.mode}, which restore does not read; "
+                             "convert it to RGB, RGBA, L or I;16 first")
         buffer = io.BytesIO()
-        image.save(buffer, "PNG" if image.mode not in ("CMYK",) else "TIFF")
+        image.save(buffer, "TIFF" if image.mode == "CMYK" else "PNG")
         return read_image(buffer.getvalue(), limits)
     if isinstance(image, (bytes, bytearray, memoryview, str, os.PathLike)):
         return read_image(image if not isinstance(image, (bytearray, memoryview)) else bytes(image), limits)
@@ -109,10 +124,10 @@ def run(image: Image, task: str | Sequence[str] = "denoise", *, output: str | os
             raise InputError("a path in needs output=PATH to write the result to (or pass the image as bytes, PIL or numpy)")
         from restore.batch import sample_path
 
+        make_folder(Path(output).parent)
         pictures = {k: _picture(g, limits, k) for k, g in guidance.items()}
         out = process(image, request, ctx, {k: encode_image(p, "PNG") for k, p in pictures.items()}, target=output)
         paths = [sample_path(Path(output), i) for i in range(len(out.blobs))]
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
         for path, blob in zip(paths, out.blobs):
             atomic_write(path, blob)
         result, measured = (paths if several else paths[0]), out.metrics

@@ -87,6 +87,15 @@ def tree(tmp_path):
     return src
 
 
+def test_an_output_folder_that_cannot_be_made_is_a_clear_error(cli, tmp_path):
+    src = make_image(tmp_path / "a.png")
+    (tmp_path / "afile").write_text("")
+    result = cli("denoise", src, "-o", tmp_path / "afile" / "x.png")
+    assert result.exit_code == 1 and "cannot create the output folder" in result.output and "Traceback" not in result.output, result.output
+    result = cli("batch", tmp_path, tmp_path / "afile" / "out", "--task", "denoise")
+    assert result.exit_code == 1 and "cannot create the output folder" in result.output, result.output
+
+
 def test_batch_recursive_mirrors_folders_and_reports_failures(cli, tmp_path):
     src, out = tree(tmp_path), tmp_path / "out"
     result = cli("batch", src, out, "--task", "denoise", "--recursive")

@@ -557,3 +557,17 @@ def test_webp_size_is_read_from_the_header(lossless):
     assert _webp_size(buf.getvalue()) == (67, 89)
     with pytest.raises(InputError, match="refused without decoding"):
         read_image(buf.getvalue(), Limits(max_pixels=67 * 89 - 1))
+
+
+def test_probe_counts_the_channels_a_palette_image_decodes_to():
+    def png(image):
+        buf = io.BytesIO()
+        image.save(buf, "PNG")
+        return buf.getvalue()
+
+    palette = Image.new("P", (64, 32))
+    assert rio.probe(png(palette)).channels == 3 == rio.read_image(png(palette)).color.shape[2]
+    palette.info["transparency"] = 0
+    data = png(palette)
+    decoded = rio.read_image(data)
+    assert rio.probe(data).channels == 4 == decoded.color.shape[2] + (decoded.alpha is not None)

@@ -42,6 +42,24 @@ def test_pil_and_bytes_in_the_same_kind_out(settings):
     assert isinstance(dewatermark(buf.getvalue(), mask=mask, settings=settings), bytes)
 
 
+def test_pil_images_of_any_mode_are_read_or_refused_clearly(settings):
+    rgb = Image.fromarray(np.round(smooth_image(16, 24) * 255).astype(np.uint8))
+    for mode in ("YCbCr", "LAB", "HSV", "RGBX", "RGBa", "PA", "I", "I;16B", "1", "P"):
+        out = denoise(rgb.convert(mode) if mode not in ("PA", "I", "I;16B") else Image.new(mode, (24, 16)), settings=settings)
+        assert isinstance(out, Image.Image) and out.size == (24, 16), mode
+    for image in (Image.new("F", (24, 16)), Image.fromarray(np.full((16, 24), 70000, np.int32))):
+        with pytest.raises(InputError, match=f"mode {image.mode}"):
+            denoise(image, settings=settings)
+
+
+def test_an_output_folder_that_cannot_be_made_is_refused_before_the_work(settings, tmp_path):
+    (tmp_path / "afile").write_text("")
+    image = tmp_path / "in.png"
+    Image.new("RGB", (8, 8)).save(image)
+    with pytest.raises(InputError, match="cannot create the output folder"):
+        denoise(image, output=tmp_path / "afile" / "x.png", settings=settings)
+
+
 def test_paths_write_the_output_and_metrics_on_request(settings, tmp_path):
     src = tmp_path / "a.png"
     Image.fromarray(np.round(smooth_image(32, 48) * 255).astype(np.uint8)).save(src)

@@ -289,9 +289,16 @@ class JobStore:
         """A result was fetched: from the first download, the job and its results live downloaded_ttl at most."""
         if not self.redis.hsetnx(self.key(job_id), "downloaded", time.time()):
             return
+        keys = [self.key(job_id), *self._result_keys(job_id)]
+        # Shorten, never lengthen (EXPIRE's LT flag would need Redis 7): -2 is a missing key, -1 one without a TTL.
         with self.redis.pipeline() as pipe:
-            for key in (self.key(job_id), *self._result_keys(job_id)):
-                pipe.expire(key, self.downloaded_ttl, lt=True)
+            for key in keys:
+                pipe.ttl(key)
+            ttls = pipe.execute()
+        with self.redis.pipeline() as pipe:
+            for key, ttl in zip(keys, ttls):
+                if ttl == -1 or ttl > self.downloaded_ttl:
+                    pipe.expire(key, self.downloaded_ttl)
             pipe.execute()
 
     def _input_keys(self, job_id: str, kinds=("mask", "hints")) -> list[str]:

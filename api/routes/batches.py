@@ -45,8 +45,18 @@ def batch_view(store: JobStore, batch: dict) -> dict:
 ARCHIVE_IN_MEMORY = 64 * 2**20
 
 
-def _by_stem(uploads: list[bytes], names: list[str]) -> dict[str, bytes]:
-    return {PureWindowsPath(name).stem: data for name, data in zip(names, uploads)}
+def _by_stem(uploads: list[bytes], names: list[str], kind: str, photos: set[str]) -> dict[str, bytes]:
+    """Guidance images by the name they are matched on (the file name without its suffix); one that
+    matches no photo, or two with one name, would silently guide the wrong photo or none: refused."""
+    found: dict[str, bytes] = {}
+    for name, data in zip(names, uploads):
+        stem = PureWindowsPath(name).stem
+        if stem in found:
+            raise InputError(f"two {kind} images are named {stem!r}; each photo takes one, matched by name without the suffix")
+        if stem not in photos:
+            raise InputError(f"the {kind} image {name!r} matches no photo of the batch (matched by name without the suffix)")
+        found[stem] = data
+    return found
 
 
 @router.post("", status_code=202)
@@ -67,7 +77,8 @@ def create_batch(
     request = plan(sent, parsed, tuple(k for k, given in (("mask", masks), ("hints", hints)) if given))
     admit(store, settings, owner, len(files))
     limit = min(settings.max_bytes, store.max_blob)
-    guides = {kind: _by_stem([upload_bytes(u, limit, kind) for u in uploads], [u.filename or "" for u in uploads])
+    photos = {PureWindowsPath(u.filename or "").stem for u in files}
+    guides = {kind: _by_stem([upload_bytes(u, limit, kind) for u in uploads], [u.filename or "" for u in uploads], kind, photos)
               for kind, uploads in (("mask", masks), ("hints", hints)) if uploads}
     checked: list[tuple[str, bytes | None, dict, str | None]] = []  # name, data, guidance, error
     for upload in files:

@@ -11,6 +11,7 @@ from tqdm import tqdm
 from restore.batch import SUMMARY, BatchItem, Outcome, guidance_for, overwrites, plan_batch, run_batch, summarize
 from restore.commands.common import DeviceOpt, PrecisionOpt, FormatOpt, OptionsOpt, ThreadsOpt, TileOpt, fail, output_suffix, parse_options, restore_file, settings_from
 from restore.errors import InputError, RestoreError
+from restore.io import atomic_write, make_folder
 from restore.pipeline import plan
 from restore.tasks.base import Context
 
@@ -46,6 +47,9 @@ def batch(
         tasks = ",".join(request.tasks)
         items = plan_batch(in_dir, out_dir, recursive, include or (), output_suffix(fmt))
         refused = overwrites(items, request.results)
+        make_folder(out_dir)
+        if summary is not None:
+            make_folder(summary.parent)
         ctx = None if server else Context.create(settings_from(device, threads, tile, precision))
     except RestoreError as e:
         fail(e)
@@ -83,8 +87,10 @@ def batch(
     outcomes = [failed_first.get(item) or ran[item] for item in items]  # in the inputs' order
     report = summarize(outcomes, task=tasks, options=opts, input=str(in_dir), output=str(out_dir), server=server)
     summary_path = summary or out_dir / SUMMARY
-    summary_path.parent.mkdir(parents=True, exist_ok=True)
-    summary_path.write_text(json.dumps(report, indent=2))
+    try:
+        atomic_write(summary_path, json.dumps(report, indent=2).encode())
+    except RestoreError as e:
+        fail(e)
     typer.echo(f"{report['ok']} restored, {report['skipped']} skipped, {report['failed']} failed; summary: {summary_path}", err=True)
     if report["failed"]:
         raise typer.Exit(1)

@@ -9,7 +9,7 @@ import typer
 
 from restore.batch import sample_path
 from restore.errors import InputError, RestoreError
-from restore.io import FORMATS, atomic_write, format_for_path
+from restore.io import FORMATS, atomic_write, format_for_path, make_folder
 from restore.pipeline import Plan, options_from_json, process
 from restore.settings import Settings
 from restore.tasks.base import Context
@@ -47,12 +47,15 @@ def output_suffix(fmt: str | None) -> str | None:
 
 
 def check_target(target: Path | str, fmt: str | None) -> None:
-    """An output file whose suffix names no format we write is refused before any work (without --format,
-    out.gif would get PNG bytes under a GIF name)."""
+    """An output file whose suffix names no format we write, or whose folder cannot be made, is refused
+    before any work (without --format, out.gif would get PNG bytes under a GIF name)."""
+    if str(target) == "-":
+        return
     suffix = Path(target).suffix
-    if fmt is None and str(target) != "-" and suffix and format_for_path(target) is None:
+    if fmt is None and suffix and format_for_path(target) is None:
         raise InputError(f"{target}: {suffix} is not a format restore writes; use {', '.join('.' + f for f in sorted(FORMATS))} "
                          "or give --format")
+    make_folder(Path(target).parent)
 
 
 def restore_file(source: Path | str, target: Path | str, request: Plan, ctx: Context, guidance: dict[str, Path] | None = None) -> dict:
@@ -66,7 +69,6 @@ def restore_file(source: Path | str, target: Path | str, request: Plan, ctx: Con
         sys.stdout.buffer.write(out.blobs[0])
         sys.stdout.buffer.flush()
     else:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
         for i, blob in enumerate(out.blobs):
             atomic_write(sample_path(Path(target), i), blob)
     return out.metrics

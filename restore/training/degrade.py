@@ -229,13 +229,13 @@ KINDS = ("camera", "gaussian", "correlated", "chroma", "grain", "jpeg", "clean")
 class Mix:
     """Shares of each kind of degradation (normalised when drawn) and the JPEG applied after noise."""
 
-    camera: float = 0.35
-    gaussian: float = 0.30
-    correlated: float = 0.08
-    chroma: float = 0.07
-    grain: float = 0.07
-    jpeg: float = 0.08
-    clean: float = 0.05
+    camera: float = 0.32
+    gaussian: float = 0.28
+    correlated: float = 0.07
+    chroma: float = 0.06
+    grain: float = 0.06
+    jpeg: float = 0.17
+    clean: float = 0.04
     sigma_max: float = 55.0  # i.i.d. Gaussian: sigma ~ U(0, sigma_max) on the 0-255 scale
     p_camera_jpeg: float = 0.85  # cameras and phones write JPEGs
     p_noise_jpeg: float = 0.4  # correlated, chroma and grain photos that were saved as JPEG

@@ -336,3 +336,20 @@ def test_the_time_limit_firing_mid_decode_is_not_called_corrupt(rdb, identity_mo
     ctx = Context.create(Settings(_env_file=None, models_dir=identity_models))
     assert restore.workers.tasks.execute(store, "slow", ctx, service) == "failed"
     assert "time limit" in store.get("slow").error and "corrupt" not in store.get("slow").error
+
+
+def test_a_missing_or_mistyped_field_is_a_400_that_names_it(client):
+    r = client.post("/v1/jobs", data={"task": "denoise"})
+    assert r.status_code == 400 and "file" in r.json()["detail"], r.text
+    r = client.get("/v1/jobs/abc/result", params={"sample": "x"})
+    assert r.status_code == 400 and "sample" in r.json()["detail"], r.text
+
+
+def test_batch_guidance_must_match_one_photo_each(rdb, client):
+    photos = [("files", ("a.png", png_bytes(1), "image/png")), ("files", ("b.png", png_bytes(2), "image/png"))]
+    r = client.post("/v1/batches", data={"task": "dewatermark"}, files=[*photos, ("masks", ("c.png", png_bytes(3, mode="L"), "image/png"))])
+    assert r.status_code == 400 and "'c.png' matches no photo" in r.json()["detail"], r.text
+    twice = [("masks", ("a.png", png_bytes(3, mode="L"), "image/png")), ("masks", ("a.webp", png_bytes(4, mode="L"), "image/png"))]
+    r = client.post("/v1/batches", data={"task": "dewatermark"}, files=[*photos, *twice])
+    assert r.status_code == 400 and "two mask images are named 'a'" in r.json()["detail"], r.text
+    assert rdb.llen("cpu") == 0 and not list(rdb.scan_iter("restore:job:*"))
