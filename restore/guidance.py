@@ -33,12 +33,6 @@ KINDS = {
 }
 
 
-def check_kinds(names: Iterable[str]) -> None:
-    unknown = [n for n in names if n not in KINDS]
-    if unknown:
-        raise InputError(f"unknown guidance {', '.join(map(repr, unknown))}; known: {', '.join(KINDS)}")
-
-
 def _scale(picture: Picture) -> float:
     return float(np.iinfo(picture.color.dtype).max)
 

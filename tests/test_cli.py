@@ -96,6 +96,18 @@ def test_an_output_folder_that_cannot_be_made_is_a_clear_error(cli, tmp_path):
     assert result.exit_code == 1 and "cannot create the output folder" in result.output, result.output
 
 
+def test_a_bad_setting_is_a_clear_error(cli, tmp_path, monkeypatch, capsys):
+    from restore.cli import main
+
+    result = cli("denoise", make_image(tmp_path / "a.png"), "-o", tmp_path / "b.png", "--tile", "5")
+    assert result.exit_code == 1 and "tile_size (RESTORE_TILE_SIZE) = 5: Input should be greater than or equal to 64" in result.output
+    monkeypatch.setenv("RESTORE_THREADS", "many")
+    monkeypatch.setattr("sys.argv", ["restore", "models"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 1 and "threads (RESTORE_THREADS) = 'many'" in capsys.readouterr().err
+
+
 def test_batch_recursive_mirrors_folders_and_reports_failures(cli, tmp_path):
     src, out = tree(tmp_path), tmp_path / "out"
     result = cli("batch", src, out, "--task", "denoise", "--recursive")

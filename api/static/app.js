@@ -5,6 +5,10 @@
 const $ = (selector, root = document) => root.querySelector(selector);
 const KEY = "restore-api-key";
 const POLL_MS = 600;
+const PASSING = new Set([0, 429, 502, 503, 504]);  // statuses a poll waits out: unreachable, busy, restarting
+const GIVE_UP_MS = 5 * 60 * 1000;
+const UNDO_STEPS = 20;
+const UNDO_BYTES = 256 * 2 ** 20;
 const MAX_STEPS = 4;
 
 const state = {
@@ -313,8 +317,12 @@ function setUpPainting() {
     if (state.tool === "pan" || e.button === 1) { drawing = { pan: true, x: e.clientX, y: e.clientY }; return; }
     if (!state.current) return;
     const entry = state.current;
-    entry.undo.push([$("#mask-layer"), $("#hint-layer")].map((layer) => layer.getContext("2d").getImageData(0, 0, layer.width, layer.height)));
-    if (entry.undo.length > 20) entry.undo.shift();
+    const layers = [$("#mask-layer"), $("#hint-layer")];
+    entry.undo.push(layers.map((layer) => layer.getContext("2d").getImageData(0, 0, layer.width, layer.height)));
+    // Each step is two full-size RGBA copies: a large photo keeps fewer steps, so the tab stays within UNDO_BYTES.
+    const stepBytes = layers.reduce((sum, layer) => sum + 4 * layer.width * layer.height, 0);
+    const keep = Math.max(1, Math.min(UNDO_STEPS, Math.floor(UNDO_BYTES / stepBytes)));
+    while (entry.undo.length > keep) entry.undo.shift();
     const [x, y] = paintView.toImage(e.clientX, e.clientY);
     drawing = { pan: false, x, y };
     dab(x, y);
@@ -404,16 +412,25 @@ async function follow(job, entry, list) {
   const fail = (text) => { show("Failed"); const p = $(".job-error", card); p.textContent = text; p.hidden = false; card.dataset.state = "failed"; };
   if (job.status === "failed") { fail(job.error || "The server refused this file."); return; }
   let body;
-  try {
-    for (;;) {
+  let unreachableSince = null;  // a restart or a passing 503 is waited out; the job goes on on the server
+  for (;;) {
+    try {
       body = await (await api(`/v1/jobs/${job.id}`)).json();
-      $("progress", card).value = body.progress.fraction;
-      if (body.status === "queued") show("Waiting for a worker…");
-      else if (body.status === "running") show(`Working: ${Math.round(100 * body.progress.fraction)}%`);
-      else break;
-      await new Promise((r) => setTimeout(r, POLL_MS));
+      unreachableSince = null;
+    } catch (error) {
+      if (!PASSING.has(error.status)) { fail(error.message); return; }
+      unreachableSince ??= Date.now();
+      if (Date.now() - unreachableSince > GIVE_UP_MS) { fail(`${error.message} (for ${GIVE_UP_MS / 60000} minutes; the job may still finish on the server)`); return; }
+      show("Server unavailable, retrying…");
+      await new Promise((r) => setTimeout(r, 4 * POLL_MS));
+      continue;
     }
-  } catch (error) { fail(error.message); return; }
+    $("progress", card).value = body.progress.fraction;
+    if (body.status === "queued") show("Waiting for a worker…");
+    else if (body.status === "running") show(`Working: ${Math.round(100 * body.progress.fraction)}%`);
+    else break;
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
   if (body.status !== "succeeded") { fail(body.error || `The job was ${body.status}.`); return; }
   show(`Done in ${body.timings.run_seconds ?? "?"} s`);
   const blobs = [];

@@ -236,6 +236,8 @@ def speed_bench(settings, data: Path | None, limit: int, megapixels: float, tune
     unknown = [m for m in models or () if m not in TASKS]
     if unknown:
         raise InputError(f"--model takes {', '.join(TASKS)}, not {', '.join(unknown)}")
+    if record and data is None:
+        raise InputError("--record needs the quality figures: give --data DIR")
     rows, info = run_speed(settings, megapixels, data, limit, tasks=models or TASKS, progress=lambda m: typer.echo(m, err=True))
     typer.echo(f"\nspeed on a {info['megapixels']} MP photo through the command line's path, CPU: {info['cpu']} "
                f"({info['cpu_features']}), ONNX Runtime threads: {info['threads'] or 'all cores'}\n")
@@ -258,8 +260,6 @@ def speed_bench(settings, data: Path | None, limit: int, megapixels: float, tune
                        f"the rest keeps its time, so about {r.int8_expected:.2f}x is what int8 can give; measured {r.time_vs_fp32:.2f}x.")
     report = {"rows": [asdict(r) for r in rows], **info}
     if record:
-        if data is None:
-            raise InputError("--record needs the quality figures: give --data DIR")
         typer.echo(f"recorded in {record_variants(rows, settings.models_dir)}")
     if tune:
         tiles = tile_sizes(settings)

@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pydantic import ValidationError
 
 from restore.batch import sample_path
 from restore.errors import InputError, RestoreError
 from restore.io import FORMATS, atomic_write, format_for_path, make_folder
 from restore.pipeline import Plan, options_from_json, process
-from restore.settings import Settings
+from restore.settings import Settings, describe
 from restore.tasks.base import Context
 
 InputsArg = Annotated[list[str], typer.Argument(help="image files, or - for stdin", show_default=False, metavar="IMAGE")]
@@ -29,8 +30,8 @@ def settings_from(device: str | None, threads: int | None, tile: int | None, pre
     overrides = {k: v for k, v in {"device": device, "threads": threads, "tile_size": tile, "precision": precision}.items() if v is not None}
     try:
         return Settings(**overrides)
-    except ValueError as e:
-        raise InputError(str(e)) from None
+    except ValidationError as e:
+        raise InputError(f"bad setting: {describe(e)}") from None
 
 
 def parse_options(text: str | None, fmt: str | None = None, **flags) -> dict:

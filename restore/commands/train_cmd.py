@@ -21,7 +21,7 @@ def _check(task: str) -> None:
     try:
         import torch  # noqa: F401
     except ImportError:
-        typer.echo("error: training needs the train extra: pip install 'restore[train]'", err=True)
+        typer.echo("error: training needs the train extra: pip install 'restore-photos[train]'", err=True)
         raise typer.Exit(1)
 
 
