@@ -18,7 +18,7 @@ from restore.errors import InputError
 from restore.io import Picture
 
 COLOUR = re.compile(r"#?([0-9a-fA-F]{6})")
-BAND = 1024  # rows of a hints image read at a time: no full-size float copy of it is made
+BAND = 1024  # rows of a mask or hints image read at a time: no full-size float copy of it is made
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,16 @@ def _scale(picture: Picture) -> float:
 
 
 def mask_from(picture: Picture) -> np.ndarray:
-    """(H, W) float32 in [0, 1]: the mean of the channels times the alpha, white (opaque) = damage."""
-    top = _scale(picture)
-    m = picture.color.astype(np.float32).mean(axis=2) / top
-    return m * (picture.alpha / np.float32(top)) if picture.alpha is not None else m
+    """(H, W) uint8, 255 = damage: the mean of the channels times the alpha, white (opaque) = damage.
+    Eight bits are plenty for a mask, and a band at a time keeps a 50-megapixel mask at 50 MB."""
+    top = np.float32(_scale(picture))
+    mask = np.empty(picture.color.shape[:2], np.uint8)
+    for y in range(0, mask.shape[0], BAND):
+        m = picture.color[y : y + BAND].mean(axis=2, dtype=np.float32) / top
+        if picture.alpha is not None:
+            m *= picture.alpha[y : y + BAND] / top
+        mask[y : y + BAND] = np.round(m * 255)
+    return mask
 
 
 @dataclass(frozen=True)

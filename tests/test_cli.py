@@ -236,16 +236,21 @@ def test_stdin_to_stdout_through_the_installed_command(identity_models, tmp_path
     np.testing.assert_array_equal(pixels(tmp_path / "out.png"), pixels(src))
 
 
-def test_50_megapixel_photo_in_bounded_memory(identity_models, tmp_path):
-    """The whole command on a 50 MP photo (decode, tiles, encode) peaks well under 2 GB."""
+@pytest.mark.parametrize("args", [["denoise"], ["dewatermark", "--one-pass", "--mask", "MASK"]], ids=["denoise", "guided-dewatermark"])
+def test_50_megapixel_photo_in_bounded_memory(identity_models, tmp_path, args):
+    """The whole command on a 50 MP photo (decode, tiles, encode; with a mask, its parsing too) peaks well under 2 GB."""
     import cv2
 
-    src = tmp_path / "big.bmp"
-    cv2.imwrite(str(src), np.random.default_rng(0).integers(0, 256, (6000, 8400, 3), dtype=np.uint8))
+    src, mask = tmp_path / "big.bmp", tmp_path / "mask.png"
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(src), rng.integers(0, 256, (6000, 8400, 3), dtype=np.uint8))
+    if "MASK" in args:
+        cv2.imwrite(str(mask), np.repeat(np.arange(8400, dtype=np.uint8)[None] % 2 * 255, 6000, axis=0))
+    args = [str(mask) if a == "MASK" else a for a in args]
     script = Path(sys.executable).parent / "restore"
     code = (
         "import resource, subprocess, sys; "
-        f"r = subprocess.run([{str(script)!r}, 'denoise', {str(src)!r}, '-o', {str(tmp_path / 'out.bmp')!r}]); "
+        f"r = subprocess.run([{str(script)!r}, *{args!r}, {str(src)!r}, '-o', {str(tmp_path / 'out.bmp')!r}]); "
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)"
     )
     env = {"RESTORE_MODELS_DIR": str(identity_models), "PATH": "/usr/bin:/bin"}

@@ -74,15 +74,18 @@ def _blend_inpainting(image: np.ndarray, restored: np.ndarray, found: np.ndarray
 
 
 def run(image: np.ndarray, options: DewatermarkOptions, ctx: Context, guidance: dict) -> tuple[list[np.ndarray], dict]:
-    """image: (H, W, C) uint8/uint16/float32; guidance["mask"]: None or (H, W) float in [0, 1], 1 where the
+    """image: (H, W, C) uint8/uint16/float32; guidance["mask"]: None or (H, W) uint8, 255 where the
     user says the watermark is. Returns the same shape and dtype, and the job's metrics. Pixels the model
     finds unmarked come back exactly as they were."""
     mask = guidance.get("mask")
     session = ctx.session(NAME)
     channels = image.shape[2]
     if mask is not None:  # the hint travels through the tiles as one more channel of the image
-        top = np.iinfo(image.dtype).max if np.issubdtype(image.dtype, np.integer) else 1.0
-        image = np.dstack([image, np.round(mask * top).astype(image.dtype) if top != 1.0 else mask.astype(image.dtype)])
+        if image.dtype == np.uint16:
+            mask = mask.astype(np.uint16) * np.uint16(257)
+        elif image.dtype != np.uint8:
+            mask = mask.astype(image.dtype) / 255
+        image = np.dstack([image, mask])
     out = run_tiled(ctx, session, image, dewatermark_fn(session, hinted=mask is not None, ensemble=options.ensemble))
     color, found = out[..., :channels], out[..., channels]
     half = 0.5 * (np.iinfo(found.dtype).max if np.issubdtype(found.dtype, np.integer) else 1.0)
