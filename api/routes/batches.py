@@ -45,17 +45,17 @@ def batch_view(store: JobStore, batch: dict) -> dict:
 ARCHIVE_IN_MEMORY = 64 * 2**20
 
 
-def _by_stem(uploads: list[bytes], names: list[str], kind: str, photos: set[str]) -> dict[str, bytes]:
-    """Guidance images by the name they are matched on (the file name without its suffix); one that
+def _by_stem(uploads: list[UploadFile], kind: str, photos: set[str]) -> dict[str, UploadFile]:
+    """Guidance uploads by the name they are matched on (the file name without its suffix); one that
     matches no photo, or two with one name, would silently guide the wrong photo or none: refused."""
-    found: dict[str, bytes] = {}
-    for name, data in zip(names, uploads):
-        stem = PureWindowsPath(name).stem
+    found: dict[str, UploadFile] = {}
+    for upload in uploads:
+        stem = PureWindowsPath(upload.filename or "").stem
         if stem in found:
             raise InputError(f"two {kind} images are named {stem!r}; each photo takes one, matched by name without the suffix")
         if stem not in photos:
-            raise InputError(f"the {kind} image {name!r} matches no photo of the batch (matched by name without the suffix)")
-        found[stem] = data
+            raise InputError(f"the {kind} image {upload.filename!r} matches no photo of the batch (matched by name without the suffix)")
+        found[stem] = upload
     return found
 
 
@@ -70,7 +70,8 @@ def create_batch(
 ) -> dict:
     """Plain def: FastAPI runs it in its threadpool, so decoding and Redis calls never block the event loop.
     Each file is checked on its own: a refused file is that file's error. A batch with no acceptable file
-    is refused whole (400), and nothing is stored for it."""
+    is refused whole (400), and nothing is stored for it. Each file (and its guidance) is read, checked and
+    queued before the next is read, so a request holds one file's bytes in memory, not the whole batch's."""
     if len(files) > settings.max_batch_files:
         raise InputError(f"{len(files)} files; a batch takes at most {settings.max_batch_files}")
     parsed = options_from_json(options)
@@ -78,35 +79,34 @@ def create_batch(
     admit(store, settings, owner, len(files))
     limit = min(settings.max_bytes, store.max_blob)
     photos = {PureWindowsPath(u.filename or "").stem for u in files}
-    guides = {kind: _by_stem([upload_bytes(u, limit, kind) for u in uploads], [u.filename or "" for u in uploads], kind, photos)
-              for kind, uploads in (("mask", masks), ("hints", hints)) if uploads}
-    checked: list[tuple[str, bytes | None, dict, str | None]] = []  # name, data, guidance, error
-    for upload in files:
-        name = upload.filename or f"file{len(checked)}"
-        try:
-            data = upload_bytes(upload, limit, "image")
-            given = {kind: found[PureWindowsPath(name).stem] for kind, found in guides.items() if PureWindowsPath(name).stem in found}
-            check_request(data, name, sent, parsed, settings, gate, given)
-            checked.append((name, data, given, None))
-        except InputError as e:  # this file is refused; the others go on
-            checked.append((name, None, {}, str(e)))
-    if all(error for *_, error in checked):
-        raise InputError("no file in the batch can be restored: " + "; ".join(f"{name}: {error}" for name, *_, error in checked[:20]))
+    guides = {kind: _by_stem(uploads, kind, photos) for kind, uploads in (("mask", masks), ("hints", hints)) if uploads}
     kept, fmt = options_of(request, parsed)
-    batch_id, job_ids, names = new_id(), [], []
+    batch_id, job_ids, names, refused = new_id(), [], [], {}  # refused: job id -> (name, error)
     try:
-        for name, data, given, error in checked:
+        for upload in files:
+            name = upload.filename or f"file{len(job_ids)}"
             job = Job(id=new_id(), task=",".join(request.tasks), owner=owner, options=kept, input_name=name, output_format=fmt, batch=batch_id)
-            if error is None:
+            try:
+                data = upload_bytes(upload, limit, "image")
+                stem = PureWindowsPath(name).stem
+                given = {kind: upload_bytes(found[stem], limit, kind) for kind, found in guides.items() if stem in found}
+                check_request(data, name, sent, parsed, settings, gate, given)
+            except InputError as e:  # this file is refused; the others go on
+                refused[job.id] = (name, str(e))
+            else:
                 job.queue = choose_queue(store)
                 enqueue(store, celery, job, data, given)
-            else:
-                job.status, job.error = "failed", error
-                store.create(job, None)
             job_ids.append(job.id)
             names.append(name)
+        if len(refused) == len(files):  # nothing was queued, so nothing is stored
+            raise InputError("no file in the batch can be restored: " + "; ".join(f"{n}: {e}" for n, e in list(refused.values())[:20]))
+        for job_id, (name, error) in refused.items():
+            store.create(Job(id=job_id, task=",".join(request.tasks), owner=owner, options=kept, input_name=name, output_format=fmt,
+                             batch=batch_id, status="failed", error=error), None)
         store.create_batch(batch_id, owner, ",".join(request.tasks), job_ids, names)
         view = batch_view(store, store.get_batch(batch_id))
+    except InputError:
+        raise
     except Exception:
         # The client gets an error and no batch id, so the jobs queued so far would run where nobody can
         # see them: delete them (their messages then find nothing to do). If Redis is gone altogether,
