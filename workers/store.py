@@ -2,7 +2,7 @@
 
 Keys: restore:job:{id} (hash), restore:job:{id}:input, restore:job:{id}:guide:{kind},
 restore:job:{id}:result:{i}, restore:batch:{id} (hash), restore:leases (sorted set: running job -> lease
-expiry), restore:owner:{owner}:active (sorted set: unfinished job -> created), restore:owner:{owner}:rate:{minute}.
+expiry), restore:leases:seen-expired (sorted set: job -> when its lease was first found run out), restore:owner:{owner}:active (sorted set: unfinished job -> created), restore:owner:{owner}:rate:{minute}.
 Celery messages carry only the job id.
 
 Bounds: the upload and its guidance are deleted when the job finishes, whatever its end; results live
@@ -23,6 +23,7 @@ TERMINAL = ("succeeded", "failed", "canceled")
 MAX_RESULTS = 8  # results per job: one image, or up to 8 samples
 STATES = ("queued", "running", *TERMINAL)
 LEASES = "restore:leases"
+LEASES_SEEN_EXPIRED = "restore:leases:seen-expired"  # job -> when a sweep first found its lease run out
 _JSON_FIELDS = {"options", "metrics", "providers", "timings", "guidance"}
 
 # HSET only while the record exists, is not canceled and, when a run token is given, still belongs to that
@@ -235,12 +236,29 @@ class JobStore:
         self.redis.zadd(LEASES, {job_id: time.time() + lease_s}, xx=True)
         return True
 
-    def expired_leases(self, limit: int = 100) -> list[str]:
-        """Running jobs whose lease ran out: their worker died or lost Redis for longer than the lease."""
-        return [j.decode() for j in self.redis.zrangebyscore(LEASES, "-inf", time.time(), start=0, num=limit)]
+    def expired_leases(self, grace_s: float = 0.0, limit: int = 100) -> list[str]:
+        """Running jobs whose lease ran out and has stayed out for grace_s since a sweep first found it so:
+        their worker died. A run that was only cut off from Redis (for longer than its lease) renews within
+        the grace once Redis is back, and keeps its job instead of having it run again."""
+        now = time.time()
+        expired = [j.decode() for j in self.redis.zrangebyscore(LEASES, "-inf", now, start=0, num=limit)]
+        if not expired:
+            self.redis.delete(LEASES_SEEN_EXPIRED)  # what was noted has been renewed or released since
+            return []
+        with self.redis.pipeline() as pipe:
+            pipe.zadd(LEASES_SEEN_EXPIRED, {j: now for j in expired}, nx=True)
+            pipe.zrange(LEASES_SEEN_EXPIRED, 0, -1, withscores=True)
+            seen = {j.decode(): t for j, t in pipe.execute()[1]}
+        stale = [j for j in seen if j not in set(expired)]
+        if stale:
+            self.redis.zrem(LEASES_SEEN_EXPIRED, *stale)
+        return [j for j in expired if now - seen.get(j, now) >= grace_s]
 
     def release(self, job_id: str) -> None:
-        self.redis.zrem(LEASES, job_id)
+        with self.redis.pipeline() as pipe:
+            pipe.zrem(LEASES, job_id)
+            pipe.zrem(LEASES_SEEN_EXPIRED, job_id)
+            pipe.execute()
 
     def requeue(self, job_id: str, run: str) -> bool:
         """Put a running job whose lease expired back in the queue (the run token is cleared, so the old

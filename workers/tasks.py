@@ -1,7 +1,7 @@
 """The job task: a thin wrapper around restore.pipeline.process, idempotent and safe to deliver twice.
 
-A run holds a lease on its job, renewed while it works. A run whose lease expires (its worker died, or
-lost Redis for longer than the lease) is put back in the queue by a live worker's sweep (workers.sweep),
+A run holds a lease on its job, renewed while it works. A run whose lease expires and stays expired for a
+further lease (its worker died) is put back in the queue by a live worker's sweep (workers.sweep),
 and a run that finds its job re-queued or canceled stops and writes nothing. Redis going away mid-job
 is waited out: the run keeps working and writes its result when Redis answers again.
 """
@@ -211,7 +211,7 @@ def _announce(sender=None, **_):
         # puts back in the queue the jobs whose runs stopped renewing their leases.
         if sender and "cpu" in queues:
             move_stranded_gpu_jobs(sender.app, store().redis, owner)
-        sweep_expired_leases(store(), sender.app if sender else app, settings.max_deliveries, owner)
+        sweep_expired_leases(store(), sender.app if sender else app, settings.max_deliveries, owner, grace_s=settings.lease_s)
 
     start_heartbeat(store().redis, info, _stop, chores)
 

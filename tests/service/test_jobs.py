@@ -249,6 +249,28 @@ def test_a_run_whose_lease_expired_is_queued_again_and_the_old_run_writes_nothin
     assert doomed.status == "failed" and "gave up after 3 attempts" in doomed.error and not rdb.exists("restore:job:doomed:input")
 
 
+def test_a_run_cut_off_from_redis_keeps_its_job_if_it_renews_within_the_grace(rdb):
+    """The sweep notes an expired lease and hands the job out only if it is still expired grace_s later:
+    a run that lost Redis for longer than its lease renews once Redis is back, and keeps the job."""
+    from restore.workers.celery_app import create_celery
+    from restore.workers.store import Job, JobStore
+    from restore.workers.sweep import sweep_expired_leases
+
+    store = JobStore.from_url(REDIS_URL, 60, 2**20)
+    app = create_celery(ServiceSettings(_env_file=None, redis_url=REDIS_URL))
+    for job_id in ("cut-off", "dead"):
+        store.create(Job(id=job_id, task="denoise"), png_bytes())
+        assert store.start(job_id, f"{job_id}-run", lease_s=0.1) == 1
+    time.sleep(0.2)  # both leases run out
+    assert sweep_expired_leases(store, app, 3, "test", grace_s=0.5) == 0  # noted, not yet handed out
+    assert store.renew("cut-off", "cut-off-run", 10)  # Redis is back for this run
+    time.sleep(0.6)
+    assert sweep_expired_leases(store, app, 3, "test", grace_s=0.5) == 1  # only the dead run's job
+    assert store.get("cut-off").status == "running" and store.get("cut-off").run == "cut-off-run"
+    assert store.get("dead").status == "queued" and rdb.llen("cpu") == 1
+    assert rdb.zrange("restore:leases:seen-expired", 0, -1) == []
+
+
 def test_requests_are_guarded_before_parsing(rdb, identity_models):
     settings = ServiceSettings(_env_file=None, redis_url=REDIS_URL, models_dir=identity_models, max_bytes=10_000, api_keys=["k"])
     with TestClient(create_app(settings)) as client:

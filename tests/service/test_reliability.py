@@ -19,7 +19,10 @@ from restore.settings import Settings
 from restore.tasks.base import Context
 from tests.service.conftest import REDIS_URL, RESTORE, free_port, png_bytes, pixels, service_env, wait_for
 from restore.workers.registry import announce
+from restore.workers.celery_app import create_celery
 from restore.workers.settings import ServiceSettings
+from restore.workers.store import JobStore
+from restore.workers.sweep import sweep_expired_leases
 
 # Room for the shipped denoiser on the 7.7 MP photo below on a slow machine, and a lease short enough that a
 # dead worker's job is queued again well inside the 90 s the test allows (the visibility timeout, which
@@ -62,9 +65,16 @@ def test_worker_killed_mid_job_loses_nothing(rdb, workers):
     assert np.abs(served.astype(int) - expected.picture.color.astype(int)).max() <= 1
 
 
+def _answers(client: redis.Redis) -> bool:
+    try:
+        return client.ping()
+    except redis.RedisError:
+        return False
+
+
 def test_a_job_in_flight_survives_a_redis_restart(tmp_path, identity_models, workers):
-    """Redis (with its append-only file) stops for a few seconds while a worker runs a job and comes back:
-    the run waits Redis out and the job succeeds; it is not left running, lost, or run twice."""
+    """Redis (with its append-only file) stops for longer than a lease while a worker runs a job and comes
+    back: the run waits Redis out, renews, and the job succeeds; it is not left running, lost, or run twice."""
     from restore.api.localredis import LocalRedis
 
     server = LocalRedis(tmp_path, appendonly=True).start()
@@ -73,14 +83,22 @@ def test_a_job_in_flight_survives_a_redis_restart(tmp_path, identity_models, wor
         settings = ServiceSettings(_env_file=None, redis_url=url, models_dir=None)
         client_redis = redis.Redis.from_url(url)
         workers.rdb = client_redis
-        workers.start(None, RESTORE_REDIS_URL=url)
+        workers.start(None, RESTORE_REDIS_URL=url, RESTORE_LEASE_S=5)
         with TestClient(create_app(settings)) as client:
             data = big_jpeg(2400, 1800)
             job_id = client.post("/v1/jobs", files={"file": ("a.jpg", data, "image/jpeg")}, data={"task": "denoise"}).json()["id"]
             wait_for(client, job_id, states=("running",), timeout=60, until=lambda b: b["progress"]["tiles_done"] > 0)
             server.stop()
-            time.sleep(5)  # the outage itself: five seconds without Redis while the job runs
+            time.sleep(8)  # the outage itself: eight seconds without Redis, past the 5 s lease, while the job runs
             server.start()
+            # Another worker's heartbeat sweep, the moment Redis answers again: the run's lease has been out
+            # for three seconds, but the sweep only notes it, and the run renews it in the grace.
+            store = JobStore.from_url(url, 600, 2**20)
+            deadline = time.monotonic() + 30
+            while not _answers(client_redis):
+                assert time.monotonic() < deadline, "Redis did not come back"
+                time.sleep(0.05)
+            assert sweep_expired_leases(store, create_celery(settings), 3, "another-worker", grace_s=5) == 0
             body = wait_for(client, job_id, timeout=300)
             assert body["status"] == "succeeded", body
             assert body["attempts"] == 1  # the same run finished it
