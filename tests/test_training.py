@@ -240,6 +240,17 @@ def test_train_resume_export_and_serve(photos, tmp_path):
     ctx = Context.create(Settings(models_dir=models, device="cpu"))
     img = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)  # not a multiple of the stride
     assert run("denoise", Picture(img, None, "PNG"), {}, ctx).picture.color.shape == (37, 53, 3)
+    # --average: the mean of two checkpoints' EMA weights, and a clear error for another network.
+    result = runner.invoke(app, ["export", "denoise", "--checkpoint", str(ckpt), "--average", str(tmp_path / "slim.pt"), "--out", str(models / "same.onnx"),
+                                 "--manifest", str(tmp_path / "m.json"), "--slim", str(tmp_path / "same.pt")])
+    assert result.exit_code == 0, result.output
+    same = torch.load(tmp_path / "same.pt", weights_only=False)
+    assert same["averaged_with"]["step"] == resumed["step"]
+    assert all(torch.equal(v, resumed["ema"][k].half()) for k, v in same["ema"].items() if v.is_floating_point())  # a checkpoint and its own slim copy
+    other = {**resumed, "config": {**resumed["config"], "net": {**resumed["config"]["net"], "blocks": [3, 3, 3, 3]}}}
+    torch.save(other, tmp_path / "other.pt")
+    result = runner.invoke(app, ["export", "denoise", "--checkpoint", str(ckpt), "--average", str(tmp_path / "other.pt"), "--out", str(models / "x.onnx"), "--manifest", str(tmp_path / "m.json")])
+    assert result.exit_code == 1 and "not a checkpoint of the same network" in result.output
     fresh = tmp_path / "fresh.pt"
     from_slim = train[:5] + [str(fresh), "--init", str(tmp_path / "slim.pt")] + train[6:]
     assert runner.invoke(app, from_slim).exit_code == 0  # the committed slim checkpoint resumes too

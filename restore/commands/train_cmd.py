@@ -96,13 +96,18 @@ def export(
     version: Annotated[str, typer.Option(help="model version for the manifest")] = "1",
     slim: Annotated[Optional[Path], typer.Option(help="also write a slim fp16 resumable checkpoint here")] = None,
     calibrate: Annotated[Optional[list[Path]], typer.Option("--calibrate", metavar="DIR", help="photos to calibrate the int8 variant on: also write the int8 and fp16 variants (repeatable)", show_default=False)] = None,
+    average: Annotated[Optional[Path], typer.Option(metavar="CHECKPOINT", help="average the EMA weights with this checkpoint's (the same network, half each), e.g. the released model and its continued training", show_default=False)] = None,
 ) -> None:
     """Export the EMA weights to ONNX, check ONNX Runtime against torch, and register the model."""
     _check(task)
     from restore.training.export import export_onnx, load_model, manifest_entry, model_name, register, slim_checkpoint
 
     checkpoint = checkpoint or Path("runs") / task / "ckpt.pt"
-    model, state = load_model(task, checkpoint)
+    try:
+        model, state = load_model(task, checkpoint, average)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1)
     name = model_name(task, model)
     out = out or Path("models") / f"{name}.onnx"
     diff = export_onnx(model, out)

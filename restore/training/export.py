@@ -27,10 +27,19 @@ def model_name(task: str, model: torch.nn.Module) -> str:
     return f"{task}-unet"
 
 
-def load_model(task: str, checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
+def load_model(task: str, checkpoint: str | Path, average: str | Path | None = None) -> tuple[torch.nn.Module, dict]:
     """The EMA weights of a checkpoint (full or slim), in eval mode, and the checkpoint's state. A
-    colorize model comes with the served rebalancing folded in (shift_rebalancing)."""
+    colorize model comes with the served rebalancing folded in (shift_rebalancing). average: another
+    checkpoint of the same network whose EMA weights are averaged in, half each (the state then holds
+    the average, so a slim checkpoint written from it resumes from the averaged model)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if average is not None:
+        other = torch.load(average, map_location="cpu", weights_only=False)
+        if other["config"]["net"] != state["config"]["net"] or other["ema"].keys() != state["ema"].keys():
+            raise ValueError(f"{average} is not a checkpoint of the same network as {checkpoint}")
+        # Two fine-tunings of one model sit in one basin: their mean keeps most of what each learnt.
+        state["ema"] = {k: (v.float() + other["ema"][k].float()) / 2 if v.is_floating_point() else v for k, v in state["ema"].items()}
+        state["averaged_with"] = {"checkpoint": Path(average).name, "step": other.get("step")}
     model = BUILDERS[task](state["config"]["net"])
     model.load_state_dict({k: v.float() for k, v in state["ema"].items()})
     if isinstance(model, ColorVAE):
@@ -162,6 +171,7 @@ def manifest_entry(task: str, name: str, version: str, onnx_path: Path, state: d
         "training": {
             "data": [Path(d).name for d in cfg["data"]], "steps": state["step"], "batch": cfg["batch"], "patch": cfg["patch"],
             "architecture": cfg["net"], "checkpoint": str(slim) if slim else None,
+            **({"averaged_with": state["averaged_with"]} if "averaged_with" in state else {}),
         },
         "metrics": {},
     }
@@ -222,7 +232,7 @@ def register(manifest: str | Path, entry: dict) -> None:
 
 def slim_checkpoint(state: dict, path: str | Path) -> None:
     """The committed checkpoint: config, EMA weights in fp16, history; training resumes from it."""
-    slim = {k: state[k] for k in ("config", "step", "history", "colour_prior") if k in state}
+    slim = {k: state[k] for k in ("config", "step", "history", "colour_prior", "averaged_with") if k in state}
     slim["ema"] = {k: v.half() if v.is_floating_point() else v for k, v in state["ema"].items()}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     torch.save(slim, path)
