@@ -249,7 +249,7 @@ class JobStore:
             pipe.zadd(LEASES_SEEN_EXPIRED, {j: now for j in expired}, nx=True)
             pipe.zrange(LEASES_SEEN_EXPIRED, 0, -1, withscores=True)
             seen = {j.decode(): t for j, t in pipe.execute()[1]}
-        stale = [j for j in seen if j not in set(expired)]
+        stale = set(seen) - set(expired)
         if stale:
             self.redis.zrem(LEASES_SEEN_EXPIRED, *stale)
         return [j for j in expired if now - seen.get(j, now) >= grace_s]

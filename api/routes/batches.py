@@ -81,7 +81,7 @@ def create_batch(
     photos = {PureWindowsPath(u.filename or "").stem for u in files}
     guides = {kind: _by_stem(uploads, kind, photos) for kind, uploads in (("mask", masks), ("hints", hints)) if uploads}
     kept, fmt = options_of(request, parsed)
-    batch_id, job_ids, names, refused = new_id(), [], [], {}  # refused: job id -> (name, error)
+    batch_id, job_ids, names, refused = new_id(), [], [], []
     try:
         for upload in files:
             name = upload.filename or f"file{len(job_ids)}"
@@ -92,21 +92,19 @@ def create_batch(
                 given = {kind: upload_bytes(found[stem], limit, kind) for kind, found in guides.items() if stem in found}
                 check_request(data, name, sent, parsed, settings, gate, given)
             except InputError as e:  # this file is refused; the others go on
-                refused[job.id] = (name, str(e))
+                job.status, job.error = "failed", str(e)
+                refused.append(job)
             else:
                 job.queue = choose_queue(store)
                 enqueue(store, celery, job, data, given)
             job_ids.append(job.id)
             names.append(name)
         if len(refused) == len(files):  # nothing was queued, so nothing is stored
-            raise InputError("no file in the batch can be restored: " + "; ".join(f"{n}: {e}" for n, e in list(refused.values())[:20]))
-        for job_id, (name, error) in refused.items():
-            store.create(Job(id=job_id, task=",".join(request.tasks), owner=owner, options=kept, input_name=name, output_format=fmt,
-                             batch=batch_id, status="failed", error=error), None)
+            raise InputError("no file in the batch can be restored: " + "; ".join(f"{j.input_name}: {j.error}" for j in refused[:20]))
+        for job in refused:
+            store.create(job, None)
         store.create_batch(batch_id, owner, ",".join(request.tasks), job_ids, names)
         view = batch_view(store, store.get_batch(batch_id))
-    except InputError:
-        raise
     except Exception:
         # The client gets an error and no batch id, so the jobs queued so far would run where nobody can
         # see them: delete them (their messages then find nothing to do). If Redis is gone altogether,
