@@ -375,3 +375,10 @@ def test_batch_guidance_must_match_one_photo_each(rdb, client):
     r = client.post("/v1/batches", data={"task": "dewatermark"}, files=[*photos, *twice])
     assert r.status_code == 400 and "two mask images are named 'a'" in r.json()["detail"], r.text
     assert rdb.llen("cpu") == 0 and not list(rdb.scan_iter("restore:job:*"))
+
+
+def test_a_batch_with_no_acceptable_file_is_refused_whole_and_stores_nothing(rdb, client):
+    files = [("files", ("a.png", b"not an image", "image/png")), ("files", ("b.png", b"", "image/png"))]
+    r = client.post("/v1/batches", data={"task": "denoise"}, files=files)
+    assert r.status_code == 400 and r.json()["detail"].startswith("no file in the batch can be restored: a.png: "), r.text
+    assert rdb.llen("cpu") == 0 and not list(rdb.scan_iter("restore:job:*")) and not list(rdb.scan_iter("restore:batch:*"))
